@@ -1,0 +1,56 @@
+// entquant inspect MODEL [--json]
+#include "cli/commands.h"
+#include "common/units.h"
+#include "pipeline/inspect.h"
+
+#include <fmt/format.h>
+
+namespace eq::cli {
+namespace {
+
+void printText(const InspectReport& r) {
+  fmt::print("Model         {} ({})\n", r.input, sourceKindName(r.kind));
+  if (r.config) {
+    const ModelConfig& c = *r.config;
+    fmt::print("Architecture  {} ({}): {} layers, hidden {}, MLP {}, {} heads / {} KV heads of {}, vocab {}\n",
+               c.architecture(), c.modelType, c.numLayers, c.hiddenSize, c.intermediateSize, c.numHeads,
+               c.numKvHeads, c.headDim, c.vocabSize);
+    fmt::print("RoPE          {} (theta {:g}{}){}\n", c.rope.type, c.rope.theta,
+               c.rope.type == "default" ? "" : fmt::format(", factor {:g}", c.rope.factor),
+               c.rope.supported() ? "" : "  [not supported for chat]");
+    if (c.numExperts > 0) fmt::print("Experts       {} ({} per token)\n", c.numExperts, c.expertsPerToken);
+  } else {
+    fmt::print("Architecture  unknown (no config.json)\n");
+  }
+  const double pct = r.parametersTotal ? 100.0 * static_cast<double>(r.parametersCompressible) /
+                                             static_cast<double>(r.parametersTotal) : 0.0;
+  fmt::print("Parameters    {} total, {} compressible ({:.1f} %), {} kept as they are\n",
+             formatCount(r.parametersTotal), formatCount(r.parametersCompressible), pct,
+             formatCount(r.parametersTotal - r.parametersCompressible));
+  fmt::print("On disk       {} ({} in {} weight file{})\n", formatBytes(r.sizeOnDisk()), formatBytes(r.weightFileBytes),
+             r.files.size(), r.files.size() == 1 ? "" : "s");
+  fmt::print("Memory        weights {} in bf16, {} as FP8 codes; KV cache {} per token (bf16)\n",
+             formatBytes(r.memoryBf16Bytes), formatBytes(r.memoryFp8Bytes), formatBytes(r.kvCacheBytesPerToken));
+  std::size_t width = 4;
+  for (const auto& t : r.tensors) width = std::max(width, t.name.size());
+  fmt::print("\n{:<{}}  {:<16} {:<8} {:<13} {:<5} {:>10}\n", "Tensor", width, "Shape", "Dtype", "Role", "Comp.",
+             "Bytes");
+  for (const auto& t : r.tensors)
+    fmt::print("{:<{}}  {:<16} {:<8} {:<13} {:<5} {:>10}\n", t.name, width, shapeString(t.shape),
+               dtypeName(t.dtype), roleName(t.cls.role), t.cls.compressible ? "yes" : "no", formatBytes(t.bytes));
+  for (const auto& w : r.warnings) fmt::print("warning: {}\n", w);
+}
+
+}  // namespace
+
+int runInspect(ArgList& args) {
+  const bool json = args.flag("--json");
+  const auto pos = args.positionals(1, 1);
+  const auto source = ModelSource::open(pos[0]);
+  const InspectReport report = inspectModel(*source);
+  if (json) fmt::print("{}\n", toJson(report).dump(1));
+  else printText(report);
+  return kExitOk;
+}
+
+}  // namespace eq::cli

@@ -1,0 +1,22 @@
+// The entquant subcommands. Each returns the process exit code: 0 ok, 1 failure, 2 usage, 130 cancelled.
+#pragma once
+
+#include "cli/arg_list.h"
+
+namespace eq::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitCancelled = 130;
+
+struct Command {
+  const char* name;
+  const char* usage;    // after "entquant "
+  const char* summary;  // one line
+  int (*run)(ArgList& args);
+};
+
+int runInspect(ArgList& args);
+
+}  // namespace eq::cli

@@ -1,0 +1,77 @@
+// entquant: the command-line face of EntQuant Studio. Argument parsing and wiring only; the work is in core/.
+#include "cli/commands.h"
+#include "common/error.h"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdio>
+#include <string_view>
+
+namespace {
+
+using namespace eq::cli;
+
+constexpr std::array<Command, 1> kCommands{{
+    {"inspect", "inspect MODEL [--json]",
+     "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
+     runInspect},
+}};
+
+void printHelp(std::FILE* out) {
+  fmt::print(out,
+             "entquant {} - entropy-coded Float8 compression of language models\n\n"
+             "usage: entquant COMMAND [ARGS]\n\ncommands:\n",
+             ENTQUANT_VERSION);
+  for (const auto& c : kCommands) fmt::print(out, "  {:<10} {}\n", c.name, c.summary);
+  fmt::print(out,
+             "\nMODEL is a HuggingFace folder, a .safetensors file or an archive of a model folder\n"
+             "(.zip, .tar, .tar.gz, .tar.xz, .tar.zst).\n"
+             "Exit codes: 0 success, 1 failure (one sentence on stderr), 2 usage error, 130 cancelled.\n"
+             "Run 'entquant COMMAND --help' for a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    printHelp(stderr);
+    return kExitUsage;
+  }
+  const std::string_view name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    printHelp(stdout);
+    return kExitOk;
+  }
+  if (name == "--version") {
+    fmt::print("entquant {}\n", ENTQUANT_VERSION);
+    return kExitOk;
+  }
+  const Command* command = nullptr;
+  for (const auto& c : kCommands)
+    if (name == c.name) command = &c;
+  if (!command) {
+    fmt::print(stderr, "entquant: unknown command \"{}\"; run 'entquant --help' for the list\n", name);
+    return kExitUsage;
+  }
+  ArgList args(std::vector<std::string>(argv + 2, argv + argc));
+  try {
+    if (args.flag("--help") || args.flag("-h")) {
+      fmt::print("usage: entquant {}\n{}\n", command->usage, command->summary);
+      return kExitOk;
+    }
+    return command->run(args);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "entquant {}: {}\nusage: entquant {}\n", command->name, e.what(), command->usage);
+    return kExitUsage;
+  } catch (const eq::Error& e) {
+    fmt::print(stderr, "entquant {}: {}\n", command->name, e.what());
+    return e.code() == eq::Errc::Cancelled ? kExitCancelled : kExitFailure;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "entquant {}: out of memory\n", command->name);
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "entquant {}: internal error: {}\n", command->name, e.what());
+    return kExitFailure;
+  }
+}

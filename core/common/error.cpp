@@ -1,0 +1,38 @@
+#include "common/error.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace eq {
+
+const char* errcName(Errc code) {
+  switch (code) {
+    case Errc::Io: return "io";
+    case Errc::NotFound: return "not_found";
+    case Errc::Truncated: return "truncated";
+    case Errc::Corrupt: return "corrupt";
+    case Errc::InvalidJson: return "invalid_json";
+    case Errc::UnknownDtype: return "unknown_dtype";
+    case Errc::ShapeMismatch: return "shape_mismatch";
+    case Errc::MissingShard: return "missing_shard";
+    case Errc::MissingTensor: return "missing_tensor";
+    case Errc::BadConfig: return "bad_config";
+    case Errc::UnsafeArchive: return "unsafe_archive";
+    case Errc::Unsupported: return "unsupported";
+    case Errc::Cancelled: return "cancelled";
+    case Errc::InvalidArgument: return "invalid_argument";
+    case Errc::NoSpace: return "no_space";
+  }
+  return "unknown";
+}
+
+Error Error::withContext(std::string_view context) const {
+  return Error(code_, fmt::format("{}: {}", context, what()));
+}
+
+void failErrno(int err, std::string_view what) {
+  const Errc code = (err == ENOSPC || err == EDQUOT) ? Errc::NoSpace : (err == ENOENT ? Errc::NotFound : Errc::Io);
+  throw Error(code, fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+}  // namespace eq

@@ -1,0 +1,36 @@
+#include "common/units.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace eq {
+
+std::string formatBytes(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
+std::string formatCount(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string formatDuration(double seconds) {
+  if (seconds < 60.0) return fmt::format("{:.2f} s", seconds);
+  const auto total = static_cast<long long>(std::llround(seconds));
+  if (total < 3600) return fmt::format("{} min {} s", total / 60, total % 60);
+  return fmt::format("{} h {} min", total / 3600, (total % 3600) / 60);
+}
+
+}  // namespace eq

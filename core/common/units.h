@@ -1,0 +1,13 @@
+// Human-readable numbers for CLI and GUI output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace eq {
+
+std::string formatBytes(std::uint64_t bytes);     // "1.5 GiB", "512 B"
+std::string formatCount(std::uint64_t n);         // "1,234,567"
+std::string formatDuration(double seconds);       // "1 min 12 s", "0.35 s"
+
+}  // namespace eq

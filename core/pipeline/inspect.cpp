@@ -1,0 +1,99 @@
+#include "pipeline/inspect.h"
+
+namespace eq {
+
+InspectReport inspectModel(const ModelSource& source) {
+  InspectReport r;
+  r.input = source.input().string();
+  r.kind = source.kind();
+  r.config = source.config();
+  r.warnings = source.warnings();
+  for (const auto& f : source.files()) {
+    r.files.push_back({f.path().filename().string(), f.fileSize(), 0});
+    r.weightFileBytes += f.fileSize();
+  }
+  for (const auto& [name, bytes] : source.otherFiles()) r.otherFileBytes += bytes;
+
+  for (const auto& t : source.tensors()) {
+    const TensorInfo& info = *t.info;
+    InspectTensor it{info.name, info.shape, info.dtype, t.cls, info.numel, info.bytes(),
+                     r.files[t.file].name};
+    ++r.files[t.file].tensors;
+    r.parametersTotal += info.numel;
+    const std::uint64_t bf16Bytes = isFloatingPoint(info.dtype) ? info.numel * 2 : info.bytes();
+    r.memoryBf16Bytes += bf16Bytes;
+    if (t.cls.compressible) {
+      r.parametersCompressible += info.numel;
+      const std::uint64_t rows = info.numel / static_cast<std::uint64_t>(info.shape.back());
+      r.memoryFp8Bytes += info.numel + rows * 2;
+    } else {
+      r.memoryFp8Bytes += bf16Bytes;
+    }
+    r.tensors.push_back(std::move(it));
+  }
+  if (r.config)
+    r.kvCacheBytesPerToken = 2ull * static_cast<std::uint64_t>(r.config->numLayers * r.config->numKvHeads *
+                                                               r.config->headDim) * 2ull;
+  return r;
+}
+
+nlohmann::ordered_json toJson(const InspectReport& r) {
+  using nlohmann::ordered_json;
+  ordered_json j;
+  j["input"] = r.input;
+  j["kind"] = std::string(sourceKindName(r.kind));
+  if (r.config) {
+    const ModelConfig& c = *r.config;
+    j["architecture"] = c.architecture();
+    ordered_json cfg{{"model_type", c.modelType},
+                     {"hidden_size", c.hiddenSize},
+                     {"intermediate_size", c.intermediateSize},
+                     {"num_hidden_layers", c.numLayers},
+                     {"num_attention_heads", c.numHeads},
+                     {"num_key_value_heads", c.numKvHeads},
+                     {"head_dim", c.headDim},
+                     {"vocab_size", c.vocabSize},
+                     {"max_position_embeddings", c.maxPositions},
+                     {"norm_eps", c.normEps},
+                     {"rope", {{"type", c.rope.type}, {"theta", c.rope.theta}, {"factor", c.rope.factor},
+                               {"supported", c.rope.supported()}}},
+                     {"tie_word_embeddings", c.tieWordEmbeddings},
+                     {"eos_token_ids", c.eosTokenIds},
+                     {"sliding_window", c.slidingWindow ? ordered_json(*c.slidingWindow) : ordered_json(nullptr)},
+                     {"attention_bias", c.attentionBias},
+                     {"qk_norm", c.qkNorm},
+                     {"num_experts", c.numExperts},
+                     {"dtype", c.dtype}};
+    cfg["bos_token_id"] = c.bosTokenId ? ordered_json(*c.bosTokenId) : ordered_json(nullptr);
+    j["config"] = cfg;
+  } else {
+    j["architecture"] = nullptr;
+  }
+  j["parameters"] = {{"total", r.parametersTotal},
+                     {"compressible", r.parametersCompressible},
+                     {"kept", r.parametersTotal - r.parametersCompressible}};
+  j["size_on_disk_bytes"] = r.sizeOnDisk();
+  j["weight_file_bytes"] = r.weightFileBytes;
+  j["memory_estimate"] = {{"weights_bf16_bytes", r.memoryBf16Bytes},
+                          {"weights_fp8_bytes", r.memoryFp8Bytes},
+                          {"kv_cache_bf16_bytes_per_token", r.kvCacheBytesPerToken}};
+  ordered_json files = ordered_json::array();
+  for (const auto& f : r.files) files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"tensors", f.tensors}});
+  j["files"] = files;
+  ordered_json tensors = ordered_json::array();
+  for (const auto& t : r.tensors)
+    tensors.push_back({{"name", t.name},
+                       {"shape", t.shape},
+                       {"dtype", std::string(dtypeName(t.dtype))},
+                       {"role", std::string(roleName(t.cls.role))},
+                       {"layer", t.cls.layer},
+                       {"compressible", t.cls.compressible},
+                       {"numel", t.numel},
+                       {"bytes", t.bytes},
+                       {"file", t.file}});
+  j["tensors"] = tensors;
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+}  // namespace eq
