@@ -1,0 +1,42 @@
+// The corpus of corrupt inputs in tests/data/corrupt (made by tools/fixtures/make_corrupt.py): each must fail to
+// open with its exact error code and message. CI also runs this under AddressSanitizer + UBSan.
+#include "format/model_source.h"
+#include "test_util.h"
+
+using namespace eq;
+
+class TestCorruptInputs : public QObject {
+  Q_OBJECT
+
+ private slots:
+  void corpus_data() {
+    QTest::addColumn<QString>("input");
+    QTest::addColumn<QString>("code");
+    QTest::addColumn<QString>("message");
+    const auto dir = eqtest::dataDir() / "corrupt";
+    const auto expected = eqtest::readJson(dir / "expected.json");
+    QVERIFY(expected.size() >= 25);
+    for (const auto& [name, e] : expected.items()) {
+      const std::string path = (dir / name).string();
+      std::string message = e["message"].get<std::string>();
+      message.replace(message.find("{path}"), 6, path);
+      QTest::newRow(name.c_str()) << eqtest::q(path) << eqtest::q(e["code"].get<std::string>())
+                                  << eqtest::q(message);
+    }
+  }
+  void corpus() {
+    QFETCH(QString, input);
+    QFETCH(QString, code);
+    QFETCH(QString, message);
+    try {
+      ModelSource::open(input.toStdString());
+      QFAIL("opened without an error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), message);
+      QCOMPARE(QString(errcName(e.code())), code);
+    }
+  }
+};
+
+QTEST_MAIN(TestCorruptInputs)
+#include "test_corrupt_inputs.moc"

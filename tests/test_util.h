@@ -1,0 +1,49 @@
+// Helpers shared by the test executables.
+#pragma once
+
+#include "common/error.h"
+
+#include <nlohmann/json.hpp>
+#include <QString>
+#include <QTest>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace eqtest {
+
+inline std::filesystem::path dataDir() { return EQ_TEST_DATA; }
+
+inline std::string readText(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline nlohmann::json readJson(const std::filesystem::path& p) { return nlohmann::json::parse(readText(p)); }
+
+inline void writeFile(const std::filesystem::path& p, const std::string& content) {
+  std::filesystem::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << content;
+}
+
+inline QString q(const std::string& s) { return QString::fromStdString(s); }
+
+}  // namespace eqtest
+
+// Runs `expr`, which must throw eq::Error with exactly `code` and `message`.
+#define EQ_EXPECT_ERROR(expr, expectedCode, expectedMessage)                                                    \
+  do {                                                                                          \
+    bool threw_ = false;                                                                        \
+    try {                                                                                       \
+      expr;                                                                                     \
+    } catch (const eq::Error& e_) {                                                             \
+      threw_ = true;                                                                            \
+      QCOMPARE(QString::fromStdString(e_.what()), QString::fromStdString(std::string(expectedMessage))); \
+      QCOMPARE(int(e_.code()), int(expectedCode));                                                      \
+    }                                                                                           \
+    QVERIFY2(threw_, "expected an eq::Error");                                                  \
+  } while (0)
