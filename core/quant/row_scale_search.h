@@ -1,0 +1,66 @@
+// Exact per-row scale search (ENTQUANT.md section 3). The paper's objective is separable by rows:
+//   L = sum|w_hat - w| / sum|w| + lambda * R   =   sum over rows of  err_r / D + lambda * c * rate_r
+// so each row's scale is chosen alone. For one row we evaluate every scale of the grid (scale_grid.h) over a
+// wide range (2 octaves below absmax/qmax to 34 above for FP8) and keep the lower convex hull of the points
+// (rate, err): for ANY lambda the optimum is a hull vertex, so rate control re-solves rows without requantizing.
+//
+// Speed comes from the FP8 structure, not from skipping candidates: with t = bf16(|w|/P[p]) computed once per
+// phase p, moving one octave up only shifts exponents, so for weights whose code stays in the normal FP8 range
+// the error does not depend on the octave at all and the rate scales by 2^-octave. Per phase the weights are
+// bucketed by the exponent of t; each octave's err/rate is then prefix sums over buckets plus an exact pass over
+// the four buckets that fall into FP8's subnormal range (and any that saturate). Every weight is evaluated
+// exactly in at most ~5 octaves per phase, instead of in every candidate.
+#pragma once
+
+#include "quant/code_format.h"
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace eq::quant {
+
+struct RowPoint {
+  std::int32_t k = 0;  // scale index on the grid
+  double err = 0;      // sum_j |w_hat_j - w_j|
+  double rate = 0;     // sum_j |value(q_j)| (FP8 units, or integers for Int8)
+};
+
+class RowScaleSearch {
+ public:
+  explicit RowScaleSearch(CodeFormat format);
+
+  // Every grid candidate in the search range for this row, in no particular order.
+  void candidates(const float* w, std::int64_t n, std::vector<RowPoint>& out);
+  // The lower convex hull of the candidates in (rate, err), sorted by rate ascending (err descending).
+  void hull(const float* w, std::int64_t n, std::vector<RowPoint>& out);
+
+  // The search range for a row of absolute maximum `absmax`: [first, last] grid indices.
+  std::pair<int, int> range(float absmax) const;
+
+  // Exact err/rate of one candidate, straight from the definition (reference for tests, saturation, Int8).
+  static RowPoint evaluate(CodeFormat format, const float* w, std::int64_t n, int k);
+
+ private:
+  void fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out);
+  void int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out);
+  void bucketPhase(int p, int eLo);
+
+  CodeFormat format_;
+  std::vector<float> a_;        // |w|
+  std::vector<std::uint8_t> neg_;
+  // per phase, sorted by the exponent of t
+  std::vector<float> t_, as_;
+  std::vector<std::uint8_t> negs_;
+  std::vector<std::int32_t> e_;
+  std::vector<std::int64_t> start_;  // bucket b = e - eLo starts at start_[b]
+  std::vector<RowPoint> scratch_;
+};
+
+// Index of the hull vertex minimizing err + lambda * rate (the lowest rate among ties).
+std::size_t chooseOnHull(std::span<const RowPoint> hull, double lambda);
+
+// Lower convex hull (rate ascending, err descending) of arbitrary points; used by the search and by allocation.
+void lowerHull(std::vector<RowPoint>& points);
+
+}  // namespace eq::quant
