@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cmath>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 namespace eq::quant {
 namespace {
 
@@ -12,6 +16,12 @@ constexpr int kMinIndex = -16 * 120, kMaxIndex = 16 * 120;  // scales stay norma
 constexpr float kTinyRow = 0x1p-90f;  // below this the exponent tricks meet f32 subnormals: use the definition
 
 inline float roundBf16(float x) { return bf16ToF32(f32ToBf16(x)); }
+
+// bf16 rounding of a finite float without the NaN branch, so loops over it vectorize.
+inline float roundBf16Finite(float x) {
+  const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+  return std::bit_cast<float>((u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u);
+}
 
 // Round a normal float to 3 mantissa bits, nearest even (what FP8 E4M3 keeps in its normal range).
 inline float round3(float t) {
@@ -48,14 +58,8 @@ RowPoint RowScaleSearch::evaluate(CodeFormat format, const float* w, std::int64_
 
 void RowScaleSearch::candidates(const float* w, std::int64_t n, std::vector<RowPoint>& out) {
   out.clear();
-  a_.resize(n);
-  neg_.resize(n);
   float absmax = 0;
-  for (std::int64_t j = 0; j < n; ++j) {
-    a_[j] = std::fabs(w[j]);
-    neg_[j] = std::signbit(w[j]);
-    absmax = std::max(absmax, a_[j]);
-  }
+  for (std::int64_t j = 0; j < n; ++j) absmax = std::max(absmax, std::fabs(w[j]));
   if (!(absmax > 0)) {
     out.push_back({0, 0, 0});
     return;
@@ -65,6 +69,7 @@ void RowScaleSearch::candidates(const float* w, std::int64_t n, std::vector<RowP
     for (int k = first; k <= last; ++k) out.push_back(evaluate(format_, w, n, k));
     return;
   }
+  sortMagnitudes(w, n);
   const int o0 = floorDiv16(first), o1 = floorDiv16(last);
   for (int p = 0; p < kScalePhases; ++p) {
     if (format_ == CodeFormat::Fp8E4M3) fp8Phase(p, o0, o1, out);
@@ -72,36 +77,150 @@ void RowScaleSearch::candidates(const float* w, std::int64_t n, std::vector<RowP
   }
 }
 
-// t = bf16(|w| / P[p]) for every weight, sorted by bucket b = max(exponent(t), eLo) - eLo (counting sort).
+// LSD radix sort of |w| by its bit pattern (non-negative floats order like their bits), 8 bits a pass; passes
+// whose byte is the same for every weight are skipped (the low two for bf16 weights).
+void RowScaleSearch::sortMagnitudes(const float* w, std::int64_t n) {
+  keys_.resize(n);
+  idx_.resize(n);
+  tmpKeys_.resize(n);
+  tmpIdx_.resize(n);
+  for (std::int64_t j = 0; j < n; ++j) {
+    keys_[j] = std::bit_cast<std::uint32_t>(w[j]) & 0x7FFFFFFFu;
+    idx_[j] = static_cast<std::uint32_t>(j);
+  }
+  for (int shift = 0; shift < 32; shift += 8) {
+    std::int64_t count[257] = {};
+    for (std::int64_t j = 0; j < n; ++j) ++count[((keys_[j] >> shift) & 0xFF) + 1];
+    if (std::any_of(count + 1, count + 257, [n](std::int64_t c) { return c == n; })) continue;
+    for (int b = 0; b < 256; ++b) count[b + 1] += count[b];
+    for (std::int64_t j = 0; j < n; ++j) {
+      const auto at = count[(keys_[j] >> shift) & 0xFF]++;
+      tmpKeys_[at] = keys_[j];
+      tmpIdx_[at] = idx_[j];
+    }
+    keys_.swap(tmpKeys_);
+    idx_.swap(tmpIdx_);
+  }
+  a_.resize(n);
+  neg_.resize(n);
+  for (std::int64_t j = 0; j < n; ++j) {
+    a_[j] = std::bit_cast<float>(keys_[j]);
+    neg_[j] = std::signbit(w[idx_[j]]);
+  }
+}
+
+// t = bf16(|w| / P[p]) (sorted, since |w| is); bucket b = max(exponent(t), eLo) - eLo is a contiguous range.
 void RowScaleSearch::bucketPhase(int p, int eLo) {
   const std::size_t n = a_.size();
   const float sp = scalePhase(p);
-  scratch_.resize(0);
-  std::vector<float>& tt = t_;
-  tt.resize(n);
-  e_.resize(n);
-  int eHi = eLo;
-  for (std::size_t j = 0; j < n; ++j) {
-    tt[j] = roundBf16(a_[j] / sp);
-    e_[j] = std::max(exponentOf(tt[j]), eLo) - eLo;
-    eHi = std::max(eHi, e_[j] + eLo);
-  }
+  t_.resize(n);
+  const float* a = a_.data();
+  float* t = t_.data();
+  for (std::size_t j = 0; j < n; ++j) t[j] = roundBf16Finite(a[j] / sp);
+  const int eHi = std::max(eLo, exponentOf(t_[n - 1]));
   const std::size_t nb = static_cast<std::size_t>(eHi - eLo + 1);
-  start_.assign(nb + 1, 0);
-  for (std::size_t j = 0; j < n; ++j) ++start_[e_[j] + 1];
-  for (std::size_t b = 0; b < nb; ++b) start_[b + 1] += start_[b];
-  std::vector<std::int64_t> fill(start_.begin(), start_.end() - 1);
-  as_.resize(n);
-  negs_.resize(n);
-  std::vector<float> sortedT(n);
-  for (std::size_t j = 0; j < n; ++j) {
-    const auto at = fill[e_[j]]++;
-    sortedT[at] = tt[j];
-    as_[at] = a_[j];
-    negs_[at] = neg_[j];
-  }
-  t_.swap(sortedT);
+  start_.resize(nb + 1);
+  start_[0] = 0;
+  for (std::size_t b = 1; b < nb; ++b)
+    start_[b] = std::lower_bound(t_.begin(), t_.end(), std::ldexp(1.0f, eLo + static_cast<int>(b))) - t_.begin();
+  start_[nb] = static_cast<std::int64_t>(n);
 }
+
+namespace {
+
+struct BucketSums {
+  double a = 0, ne = 0, nr = 0;
+};
+
+// Over [lo, hi): sum |w|, the normal-range error | |w| - bf16(round3(t) * sp) | and rate round3(t).
+BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int64_t hi, float sp) {
+  BucketSums s;
+  std::int64_t j = lo;
+#ifdef __AVX2__
+  __m256d sa0 = _mm256_setzero_pd(), sa1 = sa0, se0 = sa0, se1 = sa0, sr0 = sa0, sr1 = sa0;
+  const __m256 vsp = _mm256_set1_ps(sp);
+  const __m256i one = _mm256_set1_epi32(1), r3bias = _mm256_set1_epi32(0x7FFFF), r3mask = _mm256_set1_epi32(~0xFFFFF);
+  const __m256i bfbias = _mm256_set1_epi32(0x7FFF), bfmask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+  for (; j + 8 <= hi; j += 8) {
+    const __m256 va = _mm256_loadu_ps(a + j);
+    const __m256i ti = _mm256_castps_si256(_mm256_loadu_ps(t + j));
+    const __m256i r3i = _mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(ti, r3bias), _mm256_and_si256(_mm256_srli_epi32(ti, 20), one)), r3mask);
+    const __m256 r3 = _mm256_castsi256_ps(r3i);
+    const __m256i pi = _mm256_castps_si256(_mm256_mul_ps(r3, vsp));
+    const __m256 wh = _mm256_castsi256_ps(_mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(pi, bfbias), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)), bfmask));
+    const __m256d a0 = _mm256_cvtps_pd(_mm256_castps256_ps128(va)), a1 = _mm256_cvtps_pd(_mm256_extractf128_ps(va, 1));
+    const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wh)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1));
+    sa0 = _mm256_add_pd(sa0, a0);
+    sa1 = _mm256_add_pd(sa1, a1);
+    se0 = _mm256_add_pd(se0, _mm256_and_pd(_mm256_sub_pd(a0, w0), absMask));
+    se1 = _mm256_add_pd(se1, _mm256_and_pd(_mm256_sub_pd(a1, w1), absMask));
+    sr0 = _mm256_add_pd(sr0, _mm256_cvtps_pd(_mm256_castps256_ps128(r3)));
+    sr1 = _mm256_add_pd(sr1, _mm256_cvtps_pd(_mm256_extractf128_ps(r3, 1)));
+  }
+  auto hsum = [](__m256d v) {
+    double x[4];
+    _mm256_storeu_pd(x, v);
+    return (x[0] + x[1]) + (x[2] + x[3]);
+  };
+  s.a = hsum(_mm256_add_pd(sa0, sa1));
+  s.ne = hsum(_mm256_add_pd(se0, se1));
+  s.nr = hsum(_mm256_add_pd(sr0, sr1));
+#endif
+  for (; j < hi; ++j) {
+    const float r3 = round3(t[j]);
+    s.a += a[j];
+    s.ne += std::fabs(static_cast<double>(a[j]) - roundBf16(r3 * sp));
+    s.nr += r3;
+  }
+  return s;
+}
+
+// FP8 subnormal band over [lo, hi) at octave o: q = RNE(t * 2^(9-o)) in 0..8, w_hat = bf16(q * sp) * 2^(o-9).
+// Adds the error to err and returns the sum of q.
+std::int64_t subnormalBand(const float* a, const float* t, std::int64_t lo, std::int64_t hi, int o, const float* dq,
+                           double& err) {
+  const float up = std::ldexp(1.0f, 9 - o), down = std::ldexp(1.0f, o - 9);
+  std::int64_t qsum = 0;
+  std::int64_t j = lo;
+#ifdef __AVX2__
+  const __m256 vup = _mm256_set1_ps(up), vdown = _mm256_set1_ps(down);
+  const __m256 table = _mm256_loadu_ps(dq), d8 = _mm256_set1_ps(dq[8]);
+  const __m256i eight = _mm256_set1_epi32(8);
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+  __m256d e0 = _mm256_setzero_pd(), e1 = e0;
+  __m256i qacc = _mm256_setzero_si256();
+  for (; j + 8 <= hi; j += 8) {
+    const __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(t + j), vup), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i qi = _mm256_cvtps_epi32(q);
+    __m256 d = _mm256_permutevar8x32_ps(table, qi);
+    d = _mm256_blendv_ps(d, d8, _mm256_castsi256_ps(_mm256_cmpeq_epi32(qi, eight)));
+    const __m256 wh = _mm256_mul_ps(d, vdown);
+    const __m256 va = _mm256_loadu_ps(a + j);
+    e0 = _mm256_add_pd(e0, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)),
+                                                       _mm256_cvtps_pd(_mm256_castps256_ps128(wh))), absMask));
+    e1 = _mm256_add_pd(e1, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)),
+                                                       _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1))), absMask));
+    qacc = _mm256_add_epi32(qacc, qi);
+  }
+  double x[4];
+  _mm256_storeu_pd(x, _mm256_add_pd(e0, e1));
+  err += (x[0] + x[1]) + (x[2] + x[3]);
+  std::int32_t qs[8];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), qacc);
+  for (int i = 0; i < 8; ++i) qsum += qs[i];
+#endif
+  for (; j < hi; ++j) {
+    const float q = std::nearbyint(t[j] * up);
+    err += std::fabs(static_cast<double>(a[j]) - static_cast<double>(dq[static_cast<int>(q)] * down));
+    qsum += static_cast<std::int64_t>(q);
+  }
+  return qsum;
+}
+
+}  // namespace
 
 void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out) {
   const int eLo = o0 - 11;
@@ -109,42 +228,31 @@ void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out)
   const float sp = scalePhase(p);
   const std::size_t nb = start_.size() - 1;
   // Prefix sums per bucket: |w| (all-zero codes), and the octave-independent normal-range error and rate.
-  std::vector<double> pa(nb + 1, 0), pne(nb + 1, 0), pnr(nb + 1, 0);
+  pa_.assign(nb + 1, 0);
+  pne_.assign(nb + 1, 0);
+  pnr_.assign(nb + 1, 0);
   for (std::size_t b = 0; b < nb; ++b) {
-    double sa = 0, sne = 0, snr = 0;
-    for (auto j = start_[b]; j < start_[b + 1]; ++j) {
-      const float r3 = round3(t_[j]);
-      sa += as_[j];
-      sne += std::fabs(static_cast<double>(as_[j]) - roundBf16(r3 * sp));
-      snr += r3;
-    }
-    pa[b + 1] = pa[b] + sa;
-    pne[b + 1] = pne[b] + sne;
-    pnr[b + 1] = pnr[b] + snr;
+    const BucketSums s = normalSums(a_.data(), t_.data(), start_[b], start_[b + 1], sp);
+    pa_[b + 1] = pa_[b] + s.a;
+    pne_[b + 1] = pne_[b] + s.ne;
+    pnr_[b + 1] = pnr_[b] + s.nr;
   }
   float dq[9];  // bf16(q * P[p]) for the subnormal codes q * 2^-9
   for (int q = 0; q <= 8; ++q) dq[q] = roundBf16(static_cast<float>(q) * sp);
   auto clampB = [&](long b) { return static_cast<std::size_t>(std::clamp<long>(b, 0, static_cast<long>(nb))); };
 
   for (int o = o0; o <= o1; ++o) {
-    const long base = o - o0;  // bucket of exponent e is e - eLo = e - o + 11 + base
+    const long base = o - o0;  // exponent e sits in bucket e - o0 + 11
     const std::size_t zEnd = clampB(base + 1), bandEnd = clampB(base + 5), normEnd = clampB(base + 19);
-    RowPoint pt{16 * o + p, pa[zEnd] + (pne[normEnd] - pne[bandEnd]), std::ldexp(pnr[normEnd] - pnr[bandEnd], -o)};
-    // FP8 subnormal range: codes q * 2^-9 with q = RNE(x * 512) in 0..8.
-    const double up = std::ldexp(1.0, 9 - o), down = std::ldexp(1.0, o - 9);
-    double bandErr = 0, bandRate = 0;
-    for (auto j = start_[zEnd]; j < start_[bandEnd]; ++j) {
-      const double q = std::nearbyint(t_[j] * up);
-      bandErr += std::fabs(static_cast<double>(as_[j]) - dq[static_cast<int>(q)] * down);
-      bandRate += q;
-    }
-    pt.err += bandErr;
-    pt.rate += bandRate * 0x1p-9;
+    RowPoint pt{16 * o + p, pa_[zEnd] + (pne_[normEnd] - pne_[bandEnd]),
+                std::ldexp(pnr_[normEnd] - pnr_[bandEnd], -o)};
+    const std::int64_t qsum = subnormalBand(a_.data(), t_.data(), start_[zEnd], start_[bandEnd], o, dq, pt.err);
+    pt.rate += static_cast<double>(qsum) * 0x1p-9;
     // Saturating range (only the lowest octaves): straight from the definition.
     const float s = std::ldexp(sp, o);
     for (auto j = start_[normEnd]; j < start_[nb]; ++j) {
       const float v = fp8E4M3ToF32(f32ToFp8E4M3(static_cast<float>(std::ldexp(static_cast<double>(t_[j]), -o))));
-      pt.err += std::fabs(static_cast<double>(as_[j]) - roundBf16(v * s));
+      pt.err += std::fabs(static_cast<double>(a_[j]) - roundBf16(v * s));
       pt.rate += v;
     }
     out.push_back(pt);
@@ -156,21 +264,21 @@ void RowScaleSearch::int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out
   bucketPhase(p, eLo);
   const float sp = scalePhase(p);
   const std::size_t nb = start_.size() - 1;
-  std::vector<double> pa(nb + 1, 0);
+  pa_.assign(nb + 1, 0);
   for (std::size_t b = 0; b < nb; ++b) {
     double sa = 0;
-    for (auto j = start_[b]; j < start_[b + 1]; ++j) sa += as_[j];
-    pa[b + 1] = pa[b] + sa;
+    for (auto j = start_[b]; j < start_[b + 1]; ++j) sa += a_[j];
+    pa_[b + 1] = pa_[b] + sa;
   }
   for (int o = o0; o <= o1; ++o) {
     // exponent <= o - 2 means |t| * 2^-o < 0.5: code 0
     const std::size_t zEnd = static_cast<std::size_t>(std::clamp<long>(o - o0 + 1, 0, static_cast<long>(nb)));
-    RowPoint pt{16 * o + p, pa[zEnd], 0};
+    RowPoint pt{16 * o + p, pa_[zEnd], 0};
     const float s = std::ldexp(sp, o);
     const double down = std::ldexp(1.0, -o);
     for (auto j = start_[zEnd]; j < start_[nb]; ++j) {
-      const double m = std::min(std::nearbyint(t_[j] * down), negs_[j] ? 128.0 : 127.0);
-      pt.err += std::fabs(static_cast<double>(as_[j]) - roundBf16(static_cast<float>(m) * s));
+      const double m = std::min(std::nearbyint(t_[j] * down), neg_[j] ? 128.0 : 127.0);
+      pt.err += std::fabs(static_cast<double>(a_[j]) - roundBf16(static_cast<float>(m) * s));
       pt.rate += m;
     }
     out.push_back(pt);

@@ -42,19 +42,19 @@ class RowScaleSearch {
   static RowPoint evaluate(CodeFormat format, const float* w, std::int64_t n, int k);
 
  private:
+  void sortMagnitudes(const float* w, std::int64_t n);
   void fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out);
   void int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out);
   void bucketPhase(int p, int eLo);
 
   CodeFormat format_;
-  std::vector<float> a_;        // |w|
+  // |w| sorted ascending (and the sign of each), so t = bf16(|w| / P[p]) is sorted for every phase and the
+  // exponent buckets are contiguous ranges.
+  std::vector<float> a_, t_;
   std::vector<std::uint8_t> neg_;
-  // per phase, sorted by the exponent of t
-  std::vector<float> t_, as_;
-  std::vector<std::uint8_t> negs_;
-  std::vector<std::int32_t> e_;
-  std::vector<std::int64_t> start_;  // bucket b = e - eLo starts at start_[b]
-  std::vector<RowPoint> scratch_;
+  std::vector<std::uint32_t> keys_, tmpKeys_, idx_, tmpIdx_;
+  std::vector<std::int64_t> start_;  // bucket b = exponent - eLo covers [start_[b], start_[b + 1])
+  std::vector<double> pa_, pne_, pnr_;
 };
 
 // Index of the hull vertex minimizing err + lambda * rate (the lowest rate among ties).
