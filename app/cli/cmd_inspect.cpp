@@ -38,6 +38,13 @@ void printText(const InspectReport& r) {
   for (const auto& t : r.tensors)
     fmt::print("{:<{}}  {:<16} {:<8} {:<13} {:<5} {:>10}\n", t.name, width, shapeString(t.shape),
                dtypeName(t.dtype), roleName(t.cls.role), t.cls.compressible ? "yes" : "no", formatBytes(t.bytes));
+  if (!r.compression.is_null()) {
+    const auto& sum = r.compression["summary"];
+    fmt::print("\nCompressed by {}: {} at {:.3f} effective bits per weight ({:.3f} entropy), {} embedded files\n",
+               r.compression.value("tool", "?"), r.compression["settings"].value("method", "?"),
+               sum.value("effective_bpw", 0.0), sum.value("entropy_bpw", 0.0),
+               r.compression.value("embedded_files", 0));
+  }
   for (const auto& w : r.warnings) fmt::print("warning: {}\n", w);
 }
 
@@ -46,8 +53,13 @@ void printText(const InspectReport& r) {
 int runInspect(ArgList& args) {
   const bool json = args.flag("--json");
   const auto pos = args.positionals(1, 1);
-  const auto source = ModelSource::open(pos[0]);
-  const InspectReport report = inspectModel(*source);
+  InspectReport report;
+  if (isEqzPath(pos[0])) {
+    report = inspectEqz(EqzFile::open(pos[0]));
+  } else {
+    const auto source = ModelSource::open(pos[0]);
+    report = inspectModel(*source);
+  }
   if (json) fmt::print("{}\n", toJson(report).dump(1));
   else printText(report);
   return kExitOk;

@@ -18,5 +18,8 @@ struct Command {
 };
 
 int runInspect(ArgList& args);
+int runCompress(ArgList& args);
+int runVerify(ArgList& args);
+int runDecompress(ArgList& args);
 
 }  // namespace eq::cli

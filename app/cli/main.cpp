@@ -12,10 +12,18 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 1> kCommands{{
-    {"inspect", "inspect MODEL [--json]",
+constexpr std::array<Command, 4> kCommands{{
+    {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
+    {"compress",
+     "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
+     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--threads N] [--json] [--verbose] [--quiet]",
+     "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes)", runCompress},
+    {"verify", "verify FILE.eqz [--threads N] [--json]",
+     "check every checksum of an .eqz file and decode every tensor", runVerify},
+    {"decompress", "decompress FILE.eqz -o DIR [--threads N]",
+     "write a HuggingFace folder (bf16 safetensors, config, tokenizer files) from an .eqz file", runDecompress},
 }};
 
 void printHelp(std::FILE* out) {

@@ -11,12 +11,16 @@
 
 namespace eq {
 
-AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
-  const auto dir = target_.has_parent_path() ? target_.parent_path() : std::filesystem::path(".");
+std::string siblingTempPattern(const std::filesystem::path& target) {
+  const auto dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
   std::string name(".");
-  name += target_.filename().string();
+  name += target.filename().string();
   name += ".tmp-XXXXXX";
-  std::string pattern = (dir / name).string();
+  return (dir / name).string();
+}
+
+AtomicFile::AtomicFile(std::filesystem::path target) : target_(std::move(target)) {
+  std::string pattern = siblingTempPattern(target_);
   fd_ = ::mkstemp(pattern.data());
   if (fd_ < 0) failErrno(errno, target_.string());
   temp_ = pattern;
@@ -40,6 +44,18 @@ void AtomicFile::write(std::span<const std::byte> data) {
     p += n;
     left -= static_cast<std::size_t>(n);
     written_ += static_cast<std::uint64_t>(n);
+  }
+}
+
+void AtomicFile::writeAt(std::uint64_t offset, std::span<const std::byte> data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      failErrno(errno, target_.string());
+    }
+    done += static_cast<std::size_t>(n);
   }
 }
 

@@ -5,8 +5,12 @@
 #include <cstddef>
 #include <filesystem>
 #include <span>
+#include <string>
 
 namespace eq {
+
+// "DIR/.NAME.tmp-XXXXXX" beside `target`: a mkstemp/mkdtemp pattern on the same filesystem, so rename is atomic.
+std::string siblingTempPattern(const std::filesystem::path& target);
 
 class AtomicFile {
  public:
@@ -16,6 +20,8 @@ class AtomicFile {
   AtomicFile& operator=(const AtomicFile&) = delete;
 
   void write(std::span<const std::byte> data);
+  // Overwrites bytes already written (a header completed at the end); does not move the append position.
+  void writeAt(std::uint64_t offset, std::span<const std::byte> data);
   void commit();
   std::uint64_t bytesWritten() const { return written_; }
   const std::filesystem::path& target() const { return target_; }

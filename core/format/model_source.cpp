@@ -45,6 +45,7 @@ std::string_view sourceKindName(SourceKind kind) {
     case SourceKind::Folder: return "folder";
     case SourceKind::SafetensorsFile: return "safetensors";
     case SourceKind::Archive: return "archive";
+    case SourceKind::Eqz: return "eqz";
   }
   return "folder";
 }

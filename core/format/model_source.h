@@ -17,7 +17,7 @@
 
 namespace eq {
 
-enum class SourceKind { Folder, SafetensorsFile, Archive };
+enum class SourceKind { Folder, SafetensorsFile, Archive, Eqz };  // Eqz: a compressed file (inspect only)
 std::string_view sourceKindName(SourceKind kind);
 
 struct ModelTensor {

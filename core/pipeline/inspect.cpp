@@ -1,6 +1,29 @@
 #include "pipeline/inspect.h"
 
+#include "pipeline/eqz_tools.h"
+
 namespace eq {
+
+namespace {
+void addMemoryEstimates(InspectReport& r, const InspectTensor& t) {
+  const std::uint64_t bf16Bytes = isFloatingPoint(t.dtype) ? t.numel * 2 : t.numel * dtypeSize(t.dtype);
+  r.parametersTotal += t.numel;
+  r.memoryBf16Bytes += bf16Bytes;
+  if (t.cls.compressible) {
+    r.parametersCompressible += t.numel;
+    const std::uint64_t rows = t.shape.back() ? t.numel / static_cast<std::uint64_t>(t.shape.back()) : 0;
+    r.memoryFp8Bytes += t.numel + rows * 2;
+  } else {
+    r.memoryFp8Bytes += bf16Bytes;
+  }
+}
+
+void addKvCache(InspectReport& r) {
+  if (r.config)
+    r.kvCacheBytesPerToken = 2ull * static_cast<std::uint64_t>(r.config->numLayers * r.config->numKvHeads *
+                                                               r.config->headDim) * 2ull;
+}
+}  // namespace
 
 InspectReport inspectModel(const ModelSource& source) {
   InspectReport r;
@@ -16,24 +39,35 @@ InspectReport inspectModel(const ModelSource& source) {
 
   for (const auto& t : source.tensors()) {
     const TensorInfo& info = *t.info;
-    InspectTensor it{info.name, info.shape, info.dtype, t.cls, info.numel, info.bytes(),
-                     r.files[t.file].name};
+    InspectTensor it{info.name, info.shape, info.dtype, t.cls, info.numel, info.bytes(), r.files[t.file].name, ""};
     ++r.files[t.file].tensors;
-    r.parametersTotal += info.numel;
-    const std::uint64_t bf16Bytes = isFloatingPoint(info.dtype) ? info.numel * 2 : info.bytes();
-    r.memoryBf16Bytes += bf16Bytes;
-    if (t.cls.compressible) {
-      r.parametersCompressible += info.numel;
-      const std::uint64_t rows = info.numel / static_cast<std::uint64_t>(info.shape.back());
-      r.memoryFp8Bytes += info.numel + rows * 2;
-    } else {
-      r.memoryFp8Bytes += bf16Bytes;
-    }
+    addMemoryEstimates(r, it);
     r.tensors.push_back(std::move(it));
   }
-  if (r.config)
-    r.kvCacheBytesPerToken = 2ull * static_cast<std::uint64_t>(r.config->numLayers * r.config->numKvHeads *
-                                                               r.config->headDim) * 2ull;
+  addKvCache(r);
+  return r;
+}
+
+InspectReport inspectEqz(const EqzFile& file) {
+  InspectReport r;
+  r.input = file.path().string();
+  r.kind = SourceKind::Eqz;
+  r.config = eqzModelConfig(file);
+  const std::string name = file.path().filename().string();
+  r.files.push_back({name, file.fileSize(), file.tensors().size()});
+  r.weightFileBytes = file.fileSize();
+  for (const auto& t : file.tensors()) {
+    InspectTensor it{t.name, t.shape, t.dtype, classifyTensor(t.name, t.shape, t.dtype), t.numel(), t.storedBytes(),
+                     name, t.encoding};
+    it.cls.compressible = t.encoding != "raw";
+    addMemoryEstimates(r, it);
+    r.tensors.push_back(std::move(it));
+  }
+  addKvCache(r);
+  r.compression = {{"settings", file.index().value("settings", nlohmann::json::object())},
+                   {"summary", file.index().value("summary", nlohmann::json::object())},
+                   {"tool", file.index().value("tool", "")},
+                   {"embedded_files", file.files().size()}};
   return r;
 }
 
@@ -81,7 +115,7 @@ nlohmann::ordered_json toJson(const InspectReport& r) {
   for (const auto& f : r.files) files.push_back({{"name", f.name}, {"bytes", f.bytes}, {"tensors", f.tensors}});
   j["files"] = files;
   ordered_json tensors = ordered_json::array();
-  for (const auto& t : r.tensors)
+  for (const auto& t : r.tensors) {
     tensors.push_back({{"name", t.name},
                        {"shape", t.shape},
                        {"dtype", std::string(dtypeName(t.dtype))},
@@ -91,7 +125,10 @@ nlohmann::ordered_json toJson(const InspectReport& r) {
                        {"numel", t.numel},
                        {"bytes", t.bytes},
                        {"file", t.file}});
+    if (!t.encoding.empty()) tensors.back()["encoding"] = t.encoding;
+  }
   j["tensors"] = tensors;
+  if (!r.compression.is_null()) j["compression"] = r.compression;
   j["warnings"] = r.warnings;
   return j;
 }

@@ -1,6 +1,7 @@
 // `entquant inspect`: what a model holds, how big it is and what it needs in memory, from headers alone.
 #pragma once
 
+#include "format/eqz.h"
 #include "format/model_source.h"
 
 #include <nlohmann/json.hpp>
@@ -17,8 +18,9 @@ struct InspectTensor {
   DType dtype;
   TensorClass cls;
   std::uint64_t numel = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;  // as stored
   std::string file;
+  std::string encoding;     // .eqz only: raw, entquant, rtn4, ...
 };
 
 struct InspectFile {
@@ -43,11 +45,13 @@ struct InspectReport {
   std::vector<InspectFile> files;
   std::vector<InspectTensor> tensors;
   std::vector<std::string> warnings;
+  nlohmann::json compression;  // .eqz only: settings and summary from its index
 
   std::uint64_t sizeOnDisk() const { return weightFileBytes + otherFileBytes; }
 };
 
 InspectReport inspectModel(const ModelSource& source);
+InspectReport inspectEqz(const EqzFile& file);
 nlohmann::ordered_json toJson(const InspectReport& report);
 
 }  // namespace eq

@@ -1,0 +1,84 @@
+// entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
+//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--threads N] [--json] [--verbose] [--quiet]
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "common/units.h"
+#include "pipeline/compress.h"
+
+#include <fmt/format.h>
+
+namespace eq::cli {
+namespace {
+
+void printSummary(const CompressSummary& s, bool verbose) {
+  if (verbose) {
+    std::size_t width = 6;
+    for (const auto& t : s.tensors) width = std::max(width, t.name.size());
+    fmt::print("{:<{}}  {:>8} {:>8} {:>8} {:>9} {:>7} {:>7}\n", "Tensor", width, "encoding", "eff.bpw", "entropy",
+               "lambda", "rel.l1", "rel.l2");
+    for (const auto& t : s.tensors) {
+      if (t.encoding == "raw") continue;
+      fmt::print("{:<{}}  {:>8} {:>8.3f} {:>8.3f} {:>9.3g} {:>7.4f} {:>7.4f}{}\n", t.name, width, t.encoding,
+                 t.effectiveBits, t.entropyBits, t.lambda, t.relL1, t.relL2, t.targetClamped ? "  (target unreachable)" : "");
+    }
+    fmt::print("\n");
+  }
+  std::size_t compressed = 0, clamped = 0;
+  for (const auto& t : s.tensors) {
+    compressed += t.encoding != "raw";
+    clamped += t.targetClamped;
+  }
+  fmt::print("Compressed    {} -> {}\n", s.input, s.output);
+  fmt::print("Method        {}{}\n", s.method, s.method == "entquant" ? fmt::format(" ({} codes)", s.format) : "");
+  fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
+  fmt::print("Size          {} -> {} ({:.2f}x smaller)\n", formatBytes(s.inputBytes), formatBytes(s.outputBytes),
+             s.outputBytes ? static_cast<double>(s.inputBytes) / static_cast<double>(s.outputBytes) : 0.0);
+  fmt::print("Bits/weight   {:.3f} effective (everything stored for the compressed tensors), {:.3f} entropy; "
+             "{:.3f} for the whole file\n", s.effectiveBpw, s.entropyBpw, s.modelBpw);
+  fmt::print("Time          {}\n", formatDuration(s.seconds));
+  if (clamped) fmt::print("warning: {} tensors could not reach their bits target (see --verbose)\n", clamped);
+}
+
+}  // namespace
+
+int runCompress(ArgList& args) {
+  const bool json = args.flag("--json"), verbose = args.flag("--verbose"), quiet = args.flag("--quiet");
+  CompressOptions o;
+  const auto out = args.value("-o");
+  const auto bits = args.number<double>("--bits");
+  const auto lambda = args.number<double>("--lambda");
+  if (bits && lambda) throw UsageError("--bits and --lambda exclude each other");
+  if (bits) o.target = {quant::RateTarget::Mode::Bits, *bits};
+  if (lambda) o.target = {quant::RateTarget::Mode::Lambda, *lambda};
+  if (o.target.value <= 0 || (bits && *bits > 8)) throw UsageError("the target must be positive (bits at most 8)");
+  for (const auto& rule : args.values("--layer-bits")) o.layerRules.push_back(LayerRule::parse(rule));
+  if (const auto f = args.value("--format")) {
+    const auto parsed = quant::parseCodeFormat(*f);
+    if (!parsed) throw UsageError(fmt::format("--format must be fp8 or int8, not \"{}\"", *f));
+    o.format = *parsed;
+  }
+  if (const auto m = args.value("--method")) o.method = *m;
+  if (o.method != "entquant" && o.method != "rtn4" && o.method != "rtn3" && o.method != "rtn2" && o.method != "nf4")
+    throw UsageError(fmt::format("--method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"{}\"", o.method));
+  if (const auto t = args.number<int>("--threads")) {
+    if (*t < 1) throw UsageError("--threads must be at least 1");
+    o.threads = static_cast<unsigned>(*t);
+  }
+  const auto pos = args.positionals(1, 1);
+  if (!out) throw UsageError("missing -o OUT.eqz");
+
+  const auto source = ModelSource::open(pos[0], OpenOptions{keepGoing});
+  installCancelHandlers();
+  ProgressLine line(!quiet && (!json || ::isatty(2)));
+  o.keepGoing = keepGoing;
+  o.progress = [&](const CompressProgress& p) {
+    line.update(p.index, p.count, p.tensor, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
+  };
+  const CompressSummary s = compressModel(*source, *out, o);
+  line.finish();
+  if (json) fmt::print("{}\n", toJson(s).dump(1));
+  else printSummary(s, verbose);
+  return kExitOk;
+}
+
+}  // namespace eq::cli

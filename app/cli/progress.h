@@ -1,0 +1,28 @@
+// Progress lines on stderr for long CLI jobs ("[ 12/291] name  410 MB/s  ETA 1 min 12 s"), rewritten in place on
+// a terminal at most 10 times a second, and a cancel flag set by Ctrl-C (SIGINT/SIGTERM) that core jobs poll.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+namespace eq::cli {
+
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool enabled);
+  ~ProgressLine();
+  void update(std::size_t index, std::size_t count, const std::string& what, double bytesPerSecond, double eta,
+              bool force = false);
+  void finish();
+
+ private:
+  bool enabled_, tty_, open_ = false;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+// Installs the handlers once; keepGoing() turns false after the first Ctrl-C (a second one kills the process).
+void installCancelHandlers();
+bool keepGoing();
+
+}  // namespace eq::cli

@@ -1,0 +1,258 @@
+#include "pipeline/compress.h"
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "format/eqz.h"
+#include "quant/baseline.h"
+
+#include <chrono>
+#include <ctime>
+#include <regex>
+
+namespace eq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string isoNow() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+nlohmann::json settingsJson(const CompressOptions& o) {
+  nlohmann::json rules = nlohmann::json::array();
+  for (const auto& r : o.layerRules)
+    rules.push_back({{"pattern", r.pattern}, {"bits", r.bits ? nlohmann::json(*r.bits) : nlohmann::json("keep")}});
+  return {{"method", o.method},
+          {"code_format", std::string(quant::codeFormatName(o.format))},
+          {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
+          {"value", o.target.value},
+          {"layer_bits", rules},
+          {"segment_symbols", o.segmentSymbols}};
+}
+
+// The bits target of one compressible tensor: the last matching rule, else the global target.
+std::optional<quant::RateTarget> targetFor(const std::string& name, const CompressOptions& o,
+                                           const std::vector<std::regex>& rules) {
+  std::optional<quant::RateTarget> t = o.target;
+  for (std::size_t i = 0; i < rules.size(); ++i)
+    if (std::regex_search(name, rules[i])) {
+      if (!o.layerRules[i].bits) t.reset();
+      else t = quant::RateTarget{quant::RateTarget::Mode::Bits, *o.layerRules[i].bits};
+    }
+  return t;
+}
+
+}  // namespace
+
+LayerRule LayerRule::parse(const std::string& text) {
+  const auto eq = text.rfind('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    fail(Errc::InvalidArgument, "--layer-bits \"{}\": expected REGEX=BITS or REGEX=keep", text);
+  LayerRule r;
+  r.pattern = text.substr(0, eq);
+  const std::string value = text.substr(eq + 1);
+  try {
+    std::regex check(r.pattern);
+  } catch (const std::regex_error&) {
+    fail(Errc::InvalidArgument, "--layer-bits \"{}\": \"{}\" is not a valid regular expression", text, r.pattern);
+  }
+  if (value == "keep") return r;
+  char* end = nullptr;
+  const double bits = std::strtod(value.c_str(), &end);
+  if (end != value.c_str() + value.size() || !(bits > 0 && bits <= 8))
+    fail(Errc::InvalidArgument, "--layer-bits \"{}\": bits must be a number in (0, 8] or \"keep\"", text);
+  r.bits = bits;
+  return r;
+}
+
+CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
+                              const CompressOptions& o) {
+  const auto start = Clock::now();
+  const bool entquant = o.method == "entquant";
+  const auto baseline = entquant ? std::nullopt : quant::parseBaselineMethod(o.method);
+  if (!entquant && !baseline)
+    fail(Errc::InvalidArgument, "unknown method \"{}\" (entquant, rtn4, rtn3, rtn2, nf4)", o.method);
+  if (o.target.value <= 0) fail(Errc::InvalidArgument, "the rate target must be positive");
+  std::vector<std::regex> rules;
+  for (const auto& r : o.layerRules) rules.emplace_back(r.pattern);
+  auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
+
+  ThreadPool pool(o.threads);
+  EqzWriter writer(output);
+  CompressSummary sum;
+  sum.input = source.input().string();
+  sum.output = output.string();
+  sum.method = o.method;
+  sum.format = std::string(quant::codeFormatName(o.format));
+  for (const auto& f : source.files()) sum.inputBytes += f.fileSize();
+  std::uint64_t bytesTotal = 0, bytesDone = 0;
+  for (const auto& t : source.tensors()) bytesTotal += t.info->bytes();
+
+  nlohmann::json tensorIndex = nlohmann::json::array();
+  const auto& tensors = source.tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
+    const ModelTensor& mt = tensors[i];
+    const TensorInfo& info = *mt.info;
+    CompressProgress p{i, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
+    auto report = [&](bool done) {
+      p.done = done;
+      p.bytesDone = bytesDone;
+      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      p.bytesPerSecond = p.seconds > 0 ? static_cast<double>(bytesDone) / p.seconds : 0;
+      p.etaSeconds = p.bytesPerSecond > 0 ? static_cast<double>(bytesTotal - bytesDone) / p.bytesPerSecond : 0;
+      if (o.progress) o.progress(p);
+    };
+    report(false);
+    const auto t0 = Clock::now();
+    TensorReport tr;
+    tr.name = info.name;
+    tr.shape = info.shape;
+    tr.dtype = info.dtype;
+    tr.role = std::string(roleName(mt.cls.role));
+    tr.numel = info.numel;
+    nlohmann::json entry{{"name", info.name}, {"shape", info.shape}, {"dtype", std::string(dtypeName(info.dtype))}};
+    const auto data = source.data(mt);
+    const auto target = mt.cls.compressible ? targetFor(info.name, o, rules) : std::nullopt;
+    try {
+      if (!target) {
+        tr.encoding = "raw";
+        entry["sections"] = {{"data", writer.addSection(data).toJson()}};
+      } else if (entquant) {
+        const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
+        quant::QuantizeOptions qo;
+        qo.format = o.format;
+        qo.target = *target;
+        qo.segmentSymbols = o.segmentSymbols;
+        qo.keepGoing = o.keepGoing;
+        const quant::QuantizedTensor q = quant::quantizeTensor(m, qo, pool);
+        tr.encoding = "entquant";
+        entry["code_format"] = std::string(quant::codeFormatName(o.format));
+        const EqzSection stream = writer.addSection(q.stream);
+        const EqzSection scales = writer.addSection(std::as_bytes(std::span(q.scales)));
+        entry["sections"] = {{"stream", stream.toJson()}, {"scales", scales.toJson()}};
+        if (target->mode == quant::RateTarget::Mode::Bits) tr.targetBits = target->value;
+        tr.lambda = q.lambda;
+        tr.entropyBits = q.entropyBits;
+        tr.distinctSymbols = q.distinctSymbols;
+        tr.relL1 = q.relL1;
+        tr.relL2 = q.relL2;
+        tr.targetClamped = q.targetClamped;
+      } else {
+        const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
+        std::vector<float> w(static_cast<std::size_t>(m.numel()));
+        for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, w.data() + r * m.cols);
+        const auto b = quant::quantizeBaseline(*baseline, w.data(), m.rows, m.cols);
+        std::vector<std::uint16_t> deq(w.size());
+        quant::dequantizeBaseline(b, deq.data());
+        double e1 = 0, e2 = 0, a1 = 0, a2 = 0;
+        for (std::size_t j = 0; j < w.size(); ++j) {
+          const double d = static_cast<double>(bf16ToF32(deq[j])) - w[j];
+          e1 += std::fabs(d);
+          e2 += d * d;
+          a1 += std::fabs(w[j]);
+          a2 += static_cast<double>(w[j]) * w[j];
+        }
+        tr.encoding = o.method;
+        entry["sections"] = {{"payload", writer.addSection(quant::serializeBaseline(b)).toJson()}};
+        entry["group_size"] = b.groupSize;
+        tr.relL1 = a1 > 0 ? e1 / a1 : 0;
+        tr.relL2 = a2 > 0 ? std::sqrt(e2 / a2) : 0;
+      }
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+      throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), info.name));
+    }
+    entry["encoding"] = tr.encoding;
+    std::uint64_t stored = 0;
+    for (const auto& [k, s] : entry["sections"].items()) stored += (s["bytes"].get<std::uint64_t>() + kEqzAlign - 1) / kEqzAlign * kEqzAlign;
+    tr.storedBytes = stored;
+    tr.effectiveBits = tr.numel ? 8.0 * static_cast<double>(stored) / static_cast<double>(tr.numel) : 0;
+    tr.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (tr.encoding != "raw") {
+      entry["stats"] = {{"effective_bpw", tr.effectiveBits}, {"entropy_bpw", tr.entropyBits}, {"lambda", tr.lambda},
+                        {"distinct_symbols", tr.distinctSymbols}, {"rel_l1", tr.relL1}, {"rel_l2", tr.relL2}};
+      sum.compressedWeights += tr.numel;
+      sum.compressedBytes += stored;
+      sum.entropyBpw += tr.entropyBits * static_cast<double>(tr.numel);
+    }
+    sum.totalWeights += tr.numel;
+    tensorIndex.push_back(entry);
+    sum.tensors.push_back(std::move(tr));
+    bytesDone += info.bytes();
+    report(true);
+  }
+
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& [name, bytes] : source.otherFiles()) {
+    if (name.ends_with(".safetensors.index.json") || bytes > o.maxEmbeddedFileBytes) continue;
+    const MappedFile f(source.root() / name);
+    files.push_back({{"name", name}, {"section", writer.addSection(f.bytes()).toJson()}});
+  }
+  if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
+
+  if (sum.compressedWeights) {
+    sum.effectiveBpw = 8.0 * static_cast<double>(sum.compressedBytes) / static_cast<double>(sum.compressedWeights);
+    sum.entropyBpw /= static_cast<double>(sum.compressedWeights);
+  }
+  nlohmann::json index{{"format", "entquant-eqz"},
+                       {"version", fmt::format("{}.{}", kEqzMajor, kEqzMinor)},
+                       {"tool", "entquant " ENTQUANT_VERSION},
+                       {"created", isoNow()},
+                       {"source", {{"input", sum.input}, {"kind", std::string(sourceKindName(source.kind()))}}},
+                       {"settings", settingsJson(o)},
+                       {"config", source.config() ? source.config()->raw : nlohmann::json(nullptr)},
+                       {"tensors", tensorIndex},
+                       {"files", files}};
+  // The whole-file figure counts the index too; estimate it from its size before the summary goes in.
+  const std::uint64_t indexEstimate = index.dump().size() + 512;
+  sum.outputBytes = writer.bytesWritten() + indexEstimate;
+  sum.modelBpw = sum.totalWeights ? 8.0 * static_cast<double>(sum.outputBytes) / static_cast<double>(sum.totalWeights) : 0;
+  sum.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  index["summary"] = {{"effective_bpw", sum.effectiveBpw}, {"entropy_bpw", sum.entropyBpw},
+                      {"compressed_weights", sum.compressedWeights}, {"total_weights", sum.totalWeights},
+                      {"seconds", sum.seconds}};
+  writer.finish(index);
+  sum.outputBytes = writer.bytesWritten();
+  sum.modelBpw = sum.totalWeights ? 8.0 * static_cast<double>(sum.outputBytes) / static_cast<double>(sum.totalWeights) : 0;
+  return sum;
+}
+
+nlohmann::ordered_json toJson(const CompressSummary& s) {
+  nlohmann::ordered_json j{{"input", s.input},
+                           {"output", s.output},
+                           {"method", s.method},
+                           {"code_format", s.format},
+                           {"effective_bpw", s.effectiveBpw},
+                           {"entropy_bpw", s.entropyBpw},
+                           {"model_bpw", s.modelBpw},
+                           {"compressed_weights", s.compressedWeights},
+                           {"total_weights", s.totalWeights},
+                           {"input_bytes", s.inputBytes},
+                           {"output_bytes", s.outputBytes},
+                           {"seconds", s.seconds}};
+  nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
+  for (const auto& t : s.tensors) {
+    nlohmann::ordered_json e{{"name", t.name}, {"shape", t.shape}, {"dtype", std::string(dtypeName(t.dtype))},
+                             {"role", t.role}, {"encoding", t.encoding}, {"stored_bytes", t.storedBytes},
+                             {"effective_bpw", t.effectiveBits}};
+    if (t.encoding != "raw") {
+      e["target_bpw"] = t.targetBits ? nlohmann::ordered_json(*t.targetBits) : nlohmann::ordered_json(nullptr);
+      e["lambda"] = t.lambda;
+      e["entropy"] = t.entropyBits;
+      e["distinct_symbols"] = t.distinctSymbols;
+      e["rel_l1"] = t.relL1;
+      e["rel_l2"] = t.relL2;
+      e["seconds"] = t.seconds;
+      if (t.targetClamped) e["target_unreachable"] = true;
+    }
+    tensors.push_back(e);
+  }
+  j["tensors"] = tensors;
+  return j;
+}
+
+}  // namespace eq

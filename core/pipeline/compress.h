@@ -1,0 +1,69 @@
+// `entquant compress`: a model (folder, file or archive) -> one .eqz file. Tensors stream from the memory map
+// one at a time; each compressible one is quantized on the shared thread pool (rows in parallel), entropy coded
+// and appended to the container; others are copied as they are. Progress and cancellation via callbacks.
+#pragma once
+
+#include "format/model_source.h"
+#include "quant/tensor_quantizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace eq {
+
+// --layer-bits REGEX=B: tensors whose name matches REGEX (ECMAScript, searched) get B bits; "keep" stores them
+// unchanged. Later rules win.
+struct LayerRule {
+  std::string pattern;
+  std::optional<double> bits;  // nullopt: keep the tensor as it is
+  static LayerRule parse(const std::string& text);  // throws Error(InvalidArgument)
+};
+
+struct CompressProgress {
+  std::size_t index = 0, count = 0;  // tensor index (0-based) and the number of tensors
+  std::string tensor;
+  bool done = false;                 // false: starting this tensor; true: finished it
+  std::uint64_t bytesDone = 0, bytesTotal = 0;  // source tensor bytes
+  double seconds = 0, bytesPerSecond = 0, etaSeconds = 0;
+};
+
+struct CompressOptions {
+  std::string method = "entquant";   // or a baseline: rtn4, rtn3, rtn2, nf4
+  quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
+  quant::RateTarget target;          // default: 3.0 effective bits per weight for every compressed tensor
+  std::vector<LayerRule> layerRules;
+  std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
+  unsigned threads = 0;              // 0: all hardware threads
+  std::uint64_t maxEmbeddedFileBytes = 64ull << 20;
+  std::function<void(const CompressProgress&)> progress;  // called on the calling thread
+  std::function<bool()> keepGoing;   // thread-safe; false cancels with Error(Cancelled), nothing is written
+};
+
+struct TensorReport {
+  std::string name, encoding, role;
+  std::vector<std::int64_t> shape;
+  DType dtype = DType::BF16;
+  std::uint64_t numel = 0, storedBytes = 0;
+  std::optional<double> targetBits;
+  double lambda = 0, effectiveBits = 0, entropyBits = 0, relL1 = 0, relL2 = 0, seconds = 0;
+  int distinctSymbols = 0;
+  bool targetClamped = false;
+};
+
+struct CompressSummary {
+  std::string input, output, method, format;
+  std::vector<TensorReport> tensors;
+  std::uint64_t compressedWeights = 0, compressedBytes = 0, totalWeights = 0, inputBytes = 0, outputBytes = 0;
+  double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;
+};
+
+CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
+                              const CompressOptions& options);
+nlohmann::ordered_json toJson(const CompressSummary& summary);
+
+}  // namespace eq

@@ -1,0 +1,162 @@
+#include "pipeline/eqz_tools.h"
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "format/archive.h"
+#include "format/safetensors.h"
+#include "format/safetensors_writer.h"
+#include "quant/baseline.h"
+#include "quant/tensor_quantizer.h"
+
+#include <chrono>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace eq {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+const EqzSection& need(const EqzFile& f, const EqzTensor& t, const char* key) {
+  const EqzSection* s = t.section(key);
+  if (!s) fail(Errc::Corrupt, "{}: tensor \"{}\" ({}) has no \"{}\" section", f.path().string(), t.name, t.encoding, key);
+  return *s;
+}
+
+std::pair<std::int64_t, std::int64_t> rowsCols(const EqzFile& f, const EqzTensor& t) {
+  if (t.shape.size() < 2) fail(Errc::Corrupt, "{}: compressed tensor \"{}\" is not a matrix", f.path().string(), t.name);
+  const std::int64_t cols = t.shape.back();
+  return {cols ? static_cast<std::int64_t>(t.numel() / static_cast<std::uint64_t>(cols)) : 0, cols};
+}
+
+void writeFileAll(const fs::path& p, std::span<const std::byte> data) {
+  AtomicFile f(p);
+  f.write(data);
+  f.commit();
+}
+
+}  // namespace
+
+std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, ThreadPool* pool, DType& dtype) {
+  const std::string label = fmt::format("{}: tensor \"{}\"", file.path().string(), t.name);
+  if (t.encoding == "raw") {
+    const auto b = file.bytes(need(file, t, "data"));
+    if (b.size() != t.numel() * dtypeSize(t.dtype))
+      fail(Errc::Corrupt, "{}: {} bytes for shape {} of {}", label, b.size(), shapeString(t.shape), dtypeName(t.dtype));
+    dtype = t.dtype;
+    return {b.begin(), b.end()};
+  }
+  const auto [rows, cols] = rowsCols(file, t);
+  std::vector<std::byte> out(t.numel() * 2);
+  dtype = DType::BF16;
+  auto* bf = reinterpret_cast<std::uint16_t*>(out.data());
+  if (t.encoding == "entquant") {
+    const auto format = quant::parseCodeFormat(t.codeFormat);
+    if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", label, t.codeFormat);
+    const auto sb = file.bytes(need(file, t, "scales"));
+    if (sb.size() != static_cast<std::size_t>(rows) * 2)
+      fail(Errc::Corrupt, "{}: {} bytes of scales for {} rows", label, sb.size(), rows);
+    std::vector<std::uint16_t> scales(static_cast<std::size_t>(rows));
+    std::memcpy(scales.data(), sb.data(), sb.size());
+    quant::dequantizeTensor(*format, file.bytes(need(file, t, "stream")), scales, rows, cols, bf, label, pool);
+    return out;
+  }
+  const auto method = quant::parseBaselineMethod(t.encoding);
+  if (!method) fail(Errc::Unsupported, "{}: unknown encoding \"{}\"", label, t.encoding);
+  const auto& idx = file.index();
+  int group = 64;
+  for (const auto& e : idx["tensors"])
+    if (e.value("name", "") == t.name && e.contains("group_size") && e["group_size"].is_number_integer())
+      group = e["group_size"].get<int>();
+  const auto b = quant::deserializeBaseline(file.bytes(need(file, t, "payload")), *method, rows, cols, group, label);
+  quant::dequantizeBaseline(b, bf);
+  return out;
+}
+
+VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::function<bool()>& keepGoing) {
+  const auto start = Clock::now();
+  VerifyReport r;
+  auto check = [&](const EqzSection& s, const std::string& what) {
+    if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "verification cancelled");
+    if (xxh3(file.bytes(s)) != s.xxh3)
+      fail(Errc::Corrupt, "{}: {} fails its checksum; the file is corrupt", file.path().string(), what);
+    ++r.sections;
+    r.bytesChecked += s.bytes;
+  };
+  for (const auto& t : file.tensors())
+    for (const auto& [key, s] : t.sections) check(s, fmt::format("section \"{}\" of tensor \"{}\"", key, t.name));
+  for (const auto& [name, s] : file.files()) check(s, fmt::format("embedded file \"{}\"", name));
+  for (const auto& t : file.tensors()) {
+    if (t.encoding == "raw") continue;
+    if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "verification cancelled");
+    DType dt;
+    decodeTensor(file, t, &pool, dt);
+    ++r.tensorsDecoded;
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return r;
+}
+
+DecompressReport decompressEqz(const EqzFile& file, const fs::path& dirArg, ThreadPool& pool,
+                               const std::function<bool()>& keepGoing) {
+  const auto start = Clock::now();
+  const fs::path dir = dirArg.filename().empty() ? dirArg.parent_path() : dirArg;  // "out/" -> "out"
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !(fs::is_directory(dir, ec) && fs::is_empty(dir, ec)))
+    fail(Errc::InvalidArgument, "{}: exists and is not an empty folder", dir.string());
+  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  std::string pattern = siblingTempPattern(dir);
+  if (!::mkdtemp(pattern.data())) failErrno(errno, parent.string());
+  const fs::path temp = pattern;
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code e;
+      if (!p.empty()) fs::remove_all(p, e);
+    }
+  } cleanup{temp};
+
+  DecompressReport r;
+  std::vector<TensorSpec> specs;
+  for (const auto& t : file.tensors())
+    specs.push_back({t.name, t.encoding == "raw" ? t.dtype : DType::BF16, t.shape});
+  {
+    SafetensorsWriter w(temp / "model.safetensors", specs, {{"format", "pt"}, {"entquant", "decompressed"}});
+    for (const auto& t : file.tensors()) {
+      if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "decompression cancelled");
+      DType dt;
+      const auto bytes = decodeTensor(file, t, &pool, dt);
+      w.append(bytes);
+      r.bytes += bytes.size();
+      ++r.tensors;
+    }
+    w.finish();
+  }
+  for (const auto& [name, s] : file.files()) {
+    const fs::path p(name);
+    if (p.has_parent_path() || name == "model.safetensors" || name.empty() || name[0] == '.')
+      fail(Errc::Corrupt, "{}: embedded file name \"{}\" is not a plain file name", file.path().string(), name);
+    if (xxh3(file.bytes(s)) != s.xxh3)
+      fail(Errc::Corrupt, "{}: embedded file \"{}\" fails its checksum; the file is corrupt", file.path().string(), name);
+    writeFileAll(temp / p, file.bytes(s));
+    ++r.files;
+  }
+  fs::remove(dir, ec);  // an empty folder, if it was there
+  fs::rename(temp, dir, ec);
+  if (ec) fail(Errc::Io, "{}: cannot move the decompressed folder into place: {}", dir.string(), ec.message());
+  cleanup.p.clear();
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return r;
+}
+
+std::optional<ModelConfig> eqzModelConfig(const EqzFile& file) {
+  const auto it = file.index().find("config");
+  if (it == file.index().end() || !it->is_object()) return std::nullopt;
+  return parseModelConfig(*it, file.path().string() + " (embedded config.json)");
+}
+
+}  // namespace eq

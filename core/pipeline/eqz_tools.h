@@ -1,0 +1,46 @@
+// Reading .eqz files back: verify (every checksum and a full decode), decode single tensors, and decompress to
+// a HuggingFace folder (compressed tensors as bf16, others in their dtype, plus the embedded model files).
+#pragma once
+
+#include "format/eqz.h"
+#include "format/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <vector>
+
+namespace eq {
+
+class ThreadPool;
+
+struct VerifyReport {
+  std::size_t sections = 0, tensorsDecoded = 0;
+  std::uint64_t bytesChecked = 0;
+  double seconds = 0;
+};
+
+// Checks every section's xxHash3, then decodes every compressed tensor. Throws Error(Corrupt) naming the first
+// bad section, e.g. "m.eqz: section \"stream\" of tensor \"x\" fails its checksum".
+VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::function<bool()>& keepGoing = {});
+
+// The tensor as it is written by decompress: bf16 for compressed tensors (dequantized codes), the original bytes
+// otherwise. `dtype` receives the output dtype.
+std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& tensor, ThreadPool* pool, DType& dtype);
+
+struct DecompressReport {
+  std::size_t tensors = 0, files = 0;
+  std::uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+// Writes DIR/model.safetensors and the embedded files. DIR must not exist or be empty; the folder is built next to
+// it and renamed into place, so a failure leaves nothing.
+DecompressReport decompressEqz(const EqzFile& file, const std::filesystem::path& dir, ThreadPool& pool,
+                               const std::function<bool()>& keepGoing = {});
+
+// The model config stored in the file, if any.
+std::optional<ModelConfig> eqzModelConfig(const EqzFile& file);
+
+}  // namespace eq

@@ -1,0 +1,222 @@
+#include "quant/tensor_quantizer.h"
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "quant/scale_grid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+
+namespace eq::quant {
+namespace {
+
+constexpr std::int64_t kRowBlock = 16;
+constexpr double kLambdaMin = 1e-6, kLambdaMax = 1e7;
+
+// Everything lambda-independent about a tensor: each row's hull, and the sums the objective normalizes by.
+struct Analysis {
+  std::vector<std::vector<RowPoint>> hulls;
+  double absSum = 0, sqSum = 0;
+};
+
+template <typename Body>
+void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o, Body&& body) {
+  const std::size_t blocks = static_cast<std::size_t>((rows + kRowBlock - 1) / kRowBlock);
+  pool.parallelFor(blocks, [&](std::size_t b) {
+    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "cancelled");
+    const std::int64_t r0 = static_cast<std::int64_t>(b) * kRowBlock;
+    body(r0, std::min(rows, r0 + kRowBlock));
+  });
+}
+
+Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
+  Analysis a;
+  a.hulls.resize(static_cast<std::size_t>(m.rows));
+  std::mutex mu;
+  bool nonFinite = false;
+  forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
+    RowScaleSearch search(o.format);
+    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    double abs = 0, sq = 0;
+    bool bad = false;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      m.row(r, w.data());
+      for (float x : w) {
+        bad |= !std::isfinite(x);
+        abs += std::fabs(x);
+        sq += static_cast<double>(x) * x;
+      }
+      if (bad) break;
+      search.hull(w.data(), m.cols, a.hulls[static_cast<std::size_t>(r)]);
+    }
+    std::lock_guard lock(mu);
+    a.absSum += abs;
+    a.sqSum += sq;
+    nonFinite |= bad;
+  });
+  if (nonFinite) fail(Errc::Unsupported, "contains NaN or infinite weights, which cannot be quantized");
+  return a;
+}
+
+// Lambda of the paper -> the weight of a row's rate sum in err_r + lambda' * rate_r.
+double rowLambda(const MatrixView& m, const Analysis& a, CodeFormat f, double lambda) {
+  const double n = static_cast<double>(m.numel());
+  return f == CodeFormat::Fp8E4M3 ? 4.0 * lambda * a.absSum / n : lambda * a.absSum / (128.0 * n);
+}
+
+// Histogram of the codes of the given rows at this lambda.
+codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambdaRow,
+                              std::int64_t rowStep, ThreadPool& pool) {
+  std::mutex mu;
+  codec::SymbolCounts total{};
+  const std::int64_t sampled = (m.rows + rowStep - 1) / rowStep;
+  forRowBlocks(pool, sampled, o, [&](std::int64_t s0, std::int64_t s1) {
+    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
+    codec::SymbolCounts local{};
+    for (std::int64_t s = s0; s < s1; ++s) {
+      const std::int64_t r = s * rowStep;
+      const auto& hull = a.hulls[static_cast<std::size_t>(r)];
+      m.row(r, w.data());
+      quantizeRow(o.format, w.data(), m.cols, scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k), q.data());
+      const auto c = codec::countSymbols(q);
+      for (int i = 0; i < 256; ++i) local[i] += c[i];
+    }
+    std::lock_guard lock(mu);
+    for (int i = 0; i < 256; ++i) total[i] += local[i];
+  });
+  return total;
+}
+
+// Predicted effective bits per weight at lambda, measured on every rowStep-th row.
+double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambda, std::int64_t rowStep,
+                   ThreadPool& pool) {
+  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool);
+  std::uint64_t symbols = 0;
+  for (auto c : counts) symbols += c;
+  const auto table = codec::FrequencyTable::normalize(counts);
+  const double payloadPerSymbol = table.codedBits(counts) / static_cast<double>(symbols);
+  const std::uint32_t segment = codec::chooseSegmentSymbols(static_cast<std::uint64_t>(m.cols), o.segmentSymbols);
+  // Stored bytes as the container lays them out: stream and scales, each padded to its 64-byte section.
+  const double n = static_cast<double>(m.numel());
+  const double stream = payloadPerSymbol * n / 8.0 +
+                        static_cast<double>(streamOverheadBytes(m.numel(), segment, table.presentSymbols()));
+  const double scales = 2.0 * static_cast<double>(m.rows);
+  auto padded = [](double b) { return std::ceil(b / 64.0) * 64.0; };
+  return 8.0 * (padded(stream) + padded(scales)) / n;
+}
+
+// Bisection on log(lambda): bits fall as lambda grows. Returns lambda with predicted bits within tol of target,
+// or the end of [lo, hi] when the target lies outside.
+double solveLambda(const std::function<double(double)>& bitsAt, double target, double lo, double hi, double tol,
+                   bool& clamped) {
+  clamped = false;
+  double bLo = bitsAt(lo);
+  if (bLo <= target + tol) {
+    clamped = bLo < target - tol;
+    return lo;
+  }
+  double bHi = bitsAt(hi);
+  if (bHi >= target - tol) {
+    clamped = bHi > target + tol;
+    return hi;
+  }
+  for (int it = 0; it < 60; ++it) {
+    const double mid = std::sqrt(lo * hi);
+    const double b = bitsAt(mid);
+    if (std::fabs(b - target) <= tol) return mid;
+    if (b > target) lo = mid;
+    else hi = mid;
+    if (hi / lo < 1 + 1e-9) break;
+  }
+  return std::sqrt(lo * hi);
+}
+
+}  // namespace
+
+std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSymbols, int presentSymbols) {
+  const std::uint64_t segments = (symbols + segmentSymbols - 1) / segmentSymbols;
+  const std::uint64_t header = (24 + 32 + 2 * static_cast<std::uint64_t>(presentSymbols) + 3) / 4 * 4;
+  return header + segments * (4 + 4 * codec::kLanes + 1);  // index entry, states, average padding
+}
+
+QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
+  const Analysis a = analyze(m, o, pool);
+  QuantizedTensor t;
+  t.format = o.format;
+  t.rows = m.rows;
+  t.cols = m.cols;
+  if (o.target.mode == RateTarget::Mode::Lambda) {
+    t.lambda = o.target.value;
+  } else {
+    // Coarse solve on a sample of rows, then on every row starting from a bracket around the coarse answer.
+    const std::int64_t step = std::max<std::int64_t>(1, m.rows / 512);
+    bool clamped = false;
+    const double coarse = solveLambda([&](double l) { return predictBits(m, a, o, l, step, pool); }, o.target.value,
+                                      kLambdaMin, kLambdaMax, o.bitsTolerance / 2, clamped);
+    t.lambda = coarse;
+    if (step > 1) {
+      auto full = [&](double l) { return predictBits(m, a, o, l, 1, pool); };
+      double lo = std::max(kLambdaMin, coarse / 1.5), hi = std::min(kLambdaMax, coarse * 1.5);
+      while (lo > kLambdaMin && full(lo) < o.target.value) lo = std::max(kLambdaMin, lo / 4);
+      while (hi < kLambdaMax && full(hi) > o.target.value) hi = std::min(kLambdaMax, hi * 4);
+      t.lambda = solveLambda(full, o.target.value, lo, hi, o.bitsTolerance, clamped);
+    }
+    t.targetClamped = clamped;
+  }
+
+  // Final pass: codes, scales and error statistics at the chosen lambda.
+  const double lambdaRow = rowLambda(m, a, o.format, t.lambda);
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(m.numel()));
+  t.scales.resize(static_cast<std::size_t>(m.rows));
+  std::mutex mu;
+  double errL1 = 0, errL2 = 0;
+  forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
+    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    double e1 = 0, e2 = 0;
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const auto& hull = a.hulls[static_cast<std::size_t>(r)];
+      const std::uint16_t s = scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k);
+      t.scales[static_cast<std::size_t>(r)] = s;
+      std::uint8_t* q = codes.data() + r * m.cols;
+      m.row(r, w.data());
+      quantizeRow(o.format, w.data(), m.cols, s, q);
+      const float sf = bf16ToF32(s);
+      for (std::int64_t j = 0; j < m.cols; ++j) {
+        const double d = static_cast<double>(bf16ToF32(dequantizeOne(o.format, q[j], sf))) - w[j];
+        e1 += std::fabs(d);
+        e2 += d * d;
+      }
+    }
+    std::lock_guard lock(mu);
+    errL1 += e1;
+    errL2 += e2;
+  });
+  const auto counts = codec::countSymbols(codes);
+  const auto table = codec::FrequencyTable::normalize(counts);
+  t.stream = codec::ransEncode(codes, table, codec::chooseSegmentSymbols(static_cast<std::uint64_t>(m.cols), o.segmentSymbols), &pool);
+  const double n = static_cast<double>(m.numel());
+  t.entropyBits = n > 0 ? codec::shannonBits(counts) / n : 0;
+  t.effectiveBits = n > 0 ? 8.0 * static_cast<double>(t.storedBytes()) / n : 0;
+  t.distinctSymbols = table.presentSymbols();
+  t.relL1 = a.absSum > 0 ? errL1 / a.absSum : 0;
+  t.relL2 = a.sqSum > 0 ? std::sqrt(errL2 / a.sqSum) : 0;
+  return t;
+}
+
+void dequantizeTensor(CodeFormat format, std::span<const std::byte> stream, std::span<const std::uint16_t> scales,
+                      std::int64_t rows, std::int64_t cols, std::uint16_t* out, const std::string& label,
+                      ThreadPool* pool) {
+  if (static_cast<std::int64_t>(scales.size()) != rows)
+    fail(Errc::Corrupt, "{}: {} scales for {} rows", label, scales.size(), rows);
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows * cols));
+  codec::ransDecode(stream, codes, label, pool);
+  auto body = [&](std::size_t r) {
+    dequantizeRow(format, codes.data() + r * cols, cols, scales[r], out + r * cols);
+  };
+  if (pool) pool->parallelFor(static_cast<std::size_t>(rows), body);
+  else for (std::size_t r = 0; r < static_cast<std::size_t>(rows); ++r) body(r);
+}
+
+}  // namespace eq::quant
