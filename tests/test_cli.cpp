@@ -119,7 +119,7 @@ class TestCli : public QObject {
     QVERIFY(r.out.contains("inspect"));
     r = entquant({"inspect", "--help"});
     QCOMPARE(r.code, 0);
-    QVERIFY(r.out.startsWith("usage: entquant inspect MODEL [--json]"));
+    QVERIFY(r.out.startsWith("usage: entquant inspect MODEL|FILE.eqz [--json]"));
     r = entquant({"--version"});
     QCOMPARE(r.code, 0);
     QVERIFY(r.out.startsWith("entquant "));

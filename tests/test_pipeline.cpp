@@ -1,0 +1,333 @@
+// compress -> .eqz -> verify -> decompress: exact round trips (decompressed weights equal the dequantized codes
+// bit for bit, kept tensors byte for byte), bits targets hit, layer rules, cancel and write failures leave
+// nothing behind, and corrupt .eqz files give specific errors.
+#include "common/thread_pool.h"
+#include "format/archive.h"
+#include "format/eqz.h"
+#include "format/model_source.h"
+#include "format/safetensors_writer.h"
+#include "pipeline/compress.h"
+#include "pipeline/eqz_tools.h"
+#include "pipeline/inspect.h"
+#include "quant/scale_grid.h"
+#include "test_util.h"
+
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstring>
+#include <random>
+
+using namespace eq;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path models() { return eqtest::dataDir() / "models"; }
+
+// A Llama-shaped folder with larger, LLM-like (Student-t, log-normal row scales) bf16 weights.
+void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned seed) {
+  fs::create_directories(dir);
+  std::mt19937 rng(seed);
+  std::student_t_distribution<double> t(3.0);
+  std::normal_distribution<double> ln(0, 0.5);
+  std::vector<TensorSpec> specs{{"model.embed_tokens.weight", DType::BF16, {64, hidden}},
+                                {"model.layers.0.self_attn.q_proj.weight", DType::BF16, {hidden, hidden}},
+                                {"model.layers.0.mlp.up_proj.weight", DType::BF16, {inter, hidden}},
+                                {"model.layers.0.mlp.down_proj.weight", DType::BF16, {hidden, inter}},
+                                {"model.norm.weight", DType::F32, {hidden}}};
+  SafetensorsWriter w(dir / "model.safetensors", specs);
+  for (const auto& s : specs) {
+    const std::int64_t cols = s.shape.back(), rows = static_cast<std::int64_t>(s.bytes() / dtypeSize(s.dtype)) / cols;
+    std::vector<std::byte> bytes(s.bytes());
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double scale = 0.02 * std::exp(ln(rng));
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const float v = static_cast<float>(t(rng) * scale);
+        if (s.dtype == DType::F32) std::memcpy(bytes.data() + 4 * (r * cols + j), &v, 4);
+        else {
+          const std::uint16_t h = f32ToBf16(v);
+          std::memcpy(bytes.data() + 2 * (r * cols + j), &h, 2);
+        }
+      }
+    }
+    w.append(bytes);
+  }
+  w.finish();
+  eqtest::writeFile(dir / "config.json", nlohmann::json{{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
+      {"hidden_size", hidden}, {"intermediate_size", inter}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
+      {"vocab_size", 64}}.dump());
+  eqtest::writeFile(dir / "tokenizer.json", R"({"model": {"type": "BPE"}})");
+}
+
+std::vector<float> tensorAsFloat(const ModelSource& src, const ModelTensor& t) {
+  const auto m = quant::MatrixView::of(src.data(t), t.info->dtype, t.info->shape);
+  std::vector<float> w(m.numel());
+  for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, w.data() + r * m.cols);
+  return w;
+}
+
+}  // namespace
+
+class TestPipeline : public QObject {
+  Q_OBJECT
+  std::unique_ptr<TempDir> tmp_;
+  ThreadPool pool_{2};
+
+ private slots:
+  void init() { tmp_ = std::make_unique<TempDir>("eq-test"); }
+  void cleanup() { tmp_.reset(); }
+
+  void roundTrip_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("method");
+    QTest::addColumn<QString>("format");
+    QTest::addColumn<double>("bits");
+    QTest::addColumn<double>("lambda");
+    for (const char* m : {"tiny-llama", "tiny-qwen2", "tiny-phi3", "tiny-mixtral"}) {
+      QTest::newRow(qPrintable(QString("%1 fp8 3 bits").arg(m))) << m << "entquant" << "fp8" << 3.0 << 0.0;
+      QTest::newRow(qPrintable(QString("%1 int8 4 bits").arg(m))) << m << "entquant" << "int8" << 4.0 << 0.0;
+      QTest::newRow(qPrintable(QString("%1 lambda 14.5").arg(m))) << m << "entquant" << "fp8" << 0.0 << 14.5;
+      QTest::newRow(qPrintable(QString("%1 rtn3").arg(m))) << m << "rtn3" << "fp8" << 0.0 << 0.0;
+      QTest::newRow(qPrintable(QString("%1 nf4").arg(m))) << m << "nf4" << "fp8" << 0.0 << 0.0;
+    }
+  }
+  void roundTrip() {
+    QFETCH(QString, model);
+    QFETCH(QString, method);
+    QFETCH(QString, format);
+    QFETCH(double, bits);
+    QFETCH(double, lambda);
+    const auto src = ModelSource::open(models() / model.toStdString());
+    CompressOptions o;
+    o.method = method.toStdString();
+    o.format = *quant::parseCodeFormat(format.toStdString());
+    o.threads = 2;
+    if (lambda > 0) o.target = {quant::RateTarget::Mode::Lambda, lambda};
+    else if (bits > 0) o.target = {quant::RateTarget::Mode::Bits, bits};
+    const fs::path out = tmp_->path() / "m.eqz";
+    const CompressSummary s = compressModel(*src, out, o);
+    QCOMPARE(s.tensors.size(), src->tensors().size());
+    QCOMPARE(s.outputBytes, std::uint64_t(fs::file_size(out)));
+
+    const EqzFile f = EqzFile::open(out);
+    const VerifyReport v = verifyEqz(f, pool_);
+    QVERIFY(v.tensorsDecoded > 0);
+    decompressEqz(f, tmp_->path() / "dec", pool_);
+    const auto back = ModelSource::open(tmp_->path() / "dec");
+    QVERIFY(back->config());
+    QCOMPARE(back->tensors().size(), src->tensors().size());
+    for (std::size_t i = 0; i < f.tensors().size(); ++i) {
+      const EqzTensor& et = f.tensors()[i];
+      const ModelTensor* orig = src->find(et.name);
+      const ModelTensor* dec = back->find(et.name);
+      QVERIFY(orig && dec);
+      const auto db = back->data(*dec);
+      if (et.encoding == "raw") {  // kept tensors: byte for byte
+        const auto ob = src->data(*orig);
+        QVERIFY(ob.size() == db.size() && std::memcmp(ob.data(), db.data(), ob.size()) == 0);
+        QVERIFY(!orig->cls.compressible);
+        continue;
+      }
+      QCOMPARE(dec->info->dtype, DType::BF16);
+      DType dt;
+      const auto decoded = decodeTensor(f, et, nullptr, dt);
+      QVERIFY(decoded.size() == db.size() && std::memcmp(decoded.data(), db.data(), db.size()) == 0);
+      if (et.encoding != "entquant") continue;
+      // Independently: each weight is bf16(value(q) * s) with q the exact quantization of the original weight at
+      // the stored row scale.
+      const auto w = tensorAsFloat(*src, *orig);
+      const auto scales = f.bytes(*et.section("scales"));
+      const auto fmtc = *quant::parseCodeFormat(et.codeFormat);
+      const std::int64_t cols = et.shape.back();
+      const auto* got = reinterpret_cast<const std::uint16_t*>(db.data());
+      for (std::size_t j = 0; j < w.size(); ++j) {
+        std::uint16_t sb;
+        std::memcpy(&sb, scales.data() + 2 * (j / cols), 2);
+        const float sf = bf16ToF32(sb);
+        if (quant::dequantizeOne(fmtc, quant::quantizeOne(fmtc, w[j], sf), sf) != got[j])
+          QFAIL(qPrintable(QString("%1[%2] differs").arg(eqtest::q(et.name)).arg(j)));
+      }
+    }
+    // inspect on the container reports the same model
+    const InspectReport ri = inspectEqz(f), ro = inspectModel(*src);
+    QCOMPARE(ri.parametersTotal, ro.parametersTotal);
+    QCOMPARE(ri.config->architecture(), ro.config->architecture());
+  }
+
+  void bitsTargetsAreHit_data() {
+    QTest::addColumn<double>("bits");
+    QTest::addColumn<QString>("format");
+    for (double b : {2.1, 2.5, 3.0, 4.0}) QTest::newRow(qPrintable(QString("fp8 %1").arg(b))) << b << "fp8";
+    QTest::newRow("int8 3.0") << 3.0 << "int8";
+  }
+  void bitsTargetsAreHit() {
+    QFETCH(double, bits);
+    QFETCH(QString, format);
+    writeSyntheticModel(tmp_->path() / "syn", 512, 1024, 7);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    CompressOptions o;
+    o.target = {quant::RateTarget::Mode::Bits, bits};
+    o.format = *quant::parseCodeFormat(format.toStdString());
+    const CompressSummary s = compressModel(*src, tmp_->path() / "s.eqz", o);
+    int compressed = 0;
+    for (const auto& t : s.tensors) {
+      if (t.encoding == "raw") continue;
+      ++compressed;
+      QVERIFY2(std::fabs(t.effectiveBits - bits) <= 0.03,
+               qPrintable(QString("%1: %2 bits for a target of %3").arg(eqtest::q(t.name)).arg(t.effectiveBits).arg(bits)));
+      QVERIFY(t.entropyBits < t.effectiveBits);
+      QVERIFY(t.relL1 > 0 && t.relL1 < 1);
+    }
+    QCOMPARE(compressed, 3);
+    QVERIFY(std::fabs(s.effectiveBpw - bits) <= 0.03);
+    QCOMPARE(s.compressedWeights, std::uint64_t(512 * 512 + 2 * 512 * 1024));
+  }
+
+  void layerRules() {
+    writeSyntheticModel(tmp_->path() / "syn", 256, 512, 3);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    CompressOptions o;
+    o.target = {quant::RateTarget::Mode::Bits, 3.0};
+    o.layerRules = {LayerRule::parse("mlp=2.5"), LayerRule::parse("down_proj=4"), LayerRule::parse("q_proj=keep")};
+    const CompressSummary s = compressModel(*src, tmp_->path() / "r.eqz", o);
+    for (const auto& t : s.tensors) {
+      if (t.name.find("q_proj") != std::string::npos) QCOMPARE(t.encoding, std::string("raw"));
+      if (t.name.find("up_proj") != std::string::npos) QCOMPARE(t.targetBits.value_or(0), 2.5);
+      if (t.name.find("down_proj") != std::string::npos) QCOMPARE(t.targetBits.value_or(0), 4.0);
+    }
+    EQ_EXPECT_ERROR(LayerRule::parse("mlp"), Errc::InvalidArgument,
+                    "--layer-bits \"mlp\": expected REGEX=BITS or REGEX=keep");
+    EQ_EXPECT_ERROR(LayerRule::parse("(=3"), Errc::InvalidArgument,
+                    "--layer-bits \"(=3\": \"(\" is not a valid regular expression");
+    EQ_EXPECT_ERROR(LayerRule::parse("mlp=9"), Errc::InvalidArgument,
+                    "--layer-bits \"mlp=9\": bits must be a number in (0, 8] or \"keep\"");
+  }
+
+  void cancelLeavesNothing_data() {
+    QTest::addColumn<int>("after");
+    for (int n : {1, 3, 10, 40}) QTest::newRow(qPrintable(QString("after %1 checks").arg(n))) << n;
+  }
+  void cancelLeavesNothing() {
+    QFETCH(int, after);
+    writeSyntheticModel(tmp_->path() / "syn", 256, 512, 5);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    fs::create_directories(tmp_->path() / "out");
+    std::atomic<int> calls{0};
+    CompressOptions o;
+    o.keepGoing = [&] { return ++calls < after; };
+    EQ_EXPECT_ERROR(compressModel(*src, tmp_->path() / "out/c.eqz", o), Errc::Cancelled, "compression cancelled");
+    QVERIFY(fs::is_empty(tmp_->path() / "out"));
+  }
+
+  void writeFailureLeavesNothing() {
+    writeSyntheticModel(tmp_->path() / "syn", 256, 512, 6);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    fs::create_directories(tmp_->path() / "out");
+    // A file-size limit makes write() fail with EFBIG, as a full disk makes it fail with ENOSPC.
+    rlimit old{};
+    getrlimit(RLIMIT_FSIZE, &old);
+    const auto oldHandler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim = old;
+    lim.rlim_cur = 100 * 1024;
+    setrlimit(RLIMIT_FSIZE, &lim);
+    bool threw = false;
+    try {
+      compressModel(*src, tmp_->path() / "out/big.eqz", CompressOptions{});
+    } catch (const Error& e) {
+      threw = true;
+      QVERIFY2(std::string(e.what()).find("big.eqz") != std::string::npos, e.what());
+    }
+    setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, oldHandler);
+    QVERIFY(threw);
+    QVERIFY(fs::is_empty(tmp_->path() / "out"));
+  }
+
+  void nonFiniteWeightsAreRejected() {
+    TempDir d("eq-test");
+    SafetensorsWriter w(d.path() / "model.safetensors", {{"model.layers.0.mlp.up_proj.weight", DType::F32, {2, 4}}});
+    std::vector<float> v{1, 2, 3, 4, 5, std::numeric_limits<float>::quiet_NaN(), 7, 8};
+    w.append(std::as_bytes(std::span(v)));
+    w.finish();
+    const auto src = ModelSource::open(d.path());
+    EQ_EXPECT_ERROR(compressModel(*src, tmp_->path() / "n.eqz", CompressOptions{}), Errc::Unsupported,
+                    d.path().string() + ": tensor \"model.layers.0.mlp.up_proj.weight\": contains NaN or infinite "
+                    "weights, which cannot be quantized");
+    QVERIFY(!fs::exists(tmp_->path() / "n.eqz"));
+  }
+
+  void corruptContainers_data() {
+    QTest::addColumn<QString>("damage");
+    QTest::addColumn<QString>("stage");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("stream byte") << "stream" << "verify"
+                                 << "{path}: section \"stream\" of tensor \"model.layers.0.mlp.down_proj.weight\" fails its checksum; the file is corrupt";
+    QTest::newRow("truncated") << "truncate" << "open" << "{path}: the file is {size} bytes but its preamble says {full}; it is truncated or was modified";
+    QTest::newRow("magic") << "magic" << "open" << "{path}: not an .eqz file (wrong magic bytes)";
+    QTest::newRow("future version") << "version" << "open" << "{path}: .eqz format version 2.0; this build reads version 1.x";
+    QTest::newRow("preamble") << "preamble" << "open" << "{path}: the preamble checksum does not match; the file is corrupt";
+    QTest::newRow("index") << "index" << "open" << "{path}: the index checksum does not match; the file is corrupt";
+    QTest::newRow("tiny") << "tiny" << "open" << "{path}: too small to be an .eqz file (10 bytes)";
+  }
+  void corruptContainers() {
+    QFETCH(QString, damage);
+    QFETCH(QString, stage);
+    QFETCH(QString, message);
+    const auto src = ModelSource::open(models() / "tiny-llama");
+    const fs::path out = tmp_->path() / "c.eqz";
+    compressModel(*src, out, CompressOptions{});
+    std::string bytes = eqtest::readText(out);
+    const std::size_t full = bytes.size();
+    const auto f0 = EqzFile::open(out);
+    if (damage == "stream") {
+      for (const auto& t : f0.tensors())
+        if (t.name == "model.layers.0.mlp.down_proj.weight") bytes[t.section("stream")->offset + 40] ^= 0x10;
+    } else if (damage == "truncate") {
+      bytes.resize(bytes.size() - 100);
+    } else if (damage == "magic") {
+      bytes[1] = 'X';
+    } else if (damage == "version") {
+      bytes[8] = 2;
+    } else if (damage == "preamble") {
+      bytes[20] ^= 1;
+    } else if (damage == "index") {
+      bytes[bytes.size() - 3] ^= 1;
+    } else {
+      bytes.resize(10);
+    }
+    const fs::path bad = tmp_->path() / "bad.eqz";
+    eqtest::writeFile(bad, bytes);
+    QString expected = message;
+    expected.replace("{path}", eqtest::q(bad.string())).replace("{size}", QString::number(bytes.size()))
+        .replace("{full}", QString::number(full));
+    try {
+      const EqzFile f = EqzFile::open(bad);
+      QCOMPARE(stage, QString("verify"));
+      verifyEqz(f, pool_);
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), expected);
+    }
+  }
+
+  void decompressRefusesAFullFolder() {
+    const auto src = ModelSource::open(models() / "tiny-llama");
+    compressModel(*src, tmp_->path() / "c.eqz", CompressOptions{});
+    eqtest::writeFile(tmp_->path() / "busy/file.txt", "x");
+    EQ_EXPECT_ERROR(decompressEqz(EqzFile::open(tmp_->path() / "c.eqz"), tmp_->path() / "busy", pool_),
+                    Errc::InvalidArgument, (tmp_->path() / "busy").string() + ": exists and is not an empty folder");
+  }
+
+  void embeddedFilesComeBack() {
+    writeSyntheticModel(tmp_->path() / "syn", 128, 256, 9);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    compressModel(*src, tmp_->path() / "e.eqz", CompressOptions{});
+    decompressEqz(EqzFile::open(tmp_->path() / "e.eqz"), tmp_->path() / "dec", pool_);
+    QCOMPARE(eqtest::readText(tmp_->path() / "dec/tokenizer.json"), eqtest::readText(tmp_->path() / "syn/tokenizer.json"));
+    QCOMPARE(eqtest::readText(tmp_->path() / "dec/config.json"), eqtest::readText(tmp_->path() / "syn/config.json"));
+  }
+};
+
+QTEST_MAIN(TestPipeline)
+#include "test_pipeline.moc"
