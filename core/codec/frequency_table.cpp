@@ -69,6 +69,26 @@ FrequencyTable FrequencyTable::normalize(const SymbolCounts& counts) {
       push(s);
     }
   }
+  // The one-directional pass above can leave some symbols above and others below their optimum (raising rare
+  // symbols to 1 shifts everyone's optimum). Exchange single units while that lowers the size: for a separable
+  // convex cost with a fixed sum, no improving exchange left means optimal.
+  for (;;) {
+    int up = -1, down = -1;
+    double bestGain = 0, bestLoss = 1e300;
+    for (int s = 0; s < 256; ++s) {
+      if (!counts[s]) continue;
+      const double c = static_cast<double>(counts[s]);
+      const double gain = c * std::log2((t.freq[s] + 1.0) / t.freq[s]);
+      if (gain > bestGain) bestGain = gain, up = s;
+      if (t.freq[s] > 1) {
+        const double loss = c * std::log2(t.freq[s] / (t.freq[s] - 1.0));
+        if (loss < bestLoss) bestLoss = loss, down = s;
+      }
+    }
+    if (up < 0 || down < 0 || up == down || bestGain <= bestLoss * (1 + 1e-12)) break;
+    ++t.freq[up];
+    --t.freq[down];
+  }
   t.rebuildCum();
   return t;
 }

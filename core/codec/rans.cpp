@@ -56,13 +56,17 @@ void encodeSegment(const std::uint8_t* sym, std::size_t count, const FrequencyTa
   pad4(out);
 }
 
-// Decode table entry: symbol (8 bits) | (freq - 1) << 8 (12 bits) | (slot - cum) << 20 (12 bits).
+// Decoding looks up the symbol of a slot (one byte per slot: 16 KiB, in L1 / GPU shared memory), then the
+// symbol's frequency and cumulative frequency packed as freq | cum << 16.
 struct DecodeTable {
-  alignas(64) std::uint32_t entry[kProbScale];
+  alignas(64) std::uint8_t symbol[kProbScale + 4];  // +4: a 32-bit gather at the last slot stays inside
+  alignas(64) std::uint32_t freqCum[256];
   explicit DecodeTable(const FrequencyTable& t) {
-    for (int s = 0; s < 256; ++s)
-      for (std::uint32_t j = 0; j < t.freq[s]; ++j)
-        entry[t.cum[s] + j] = static_cast<std::uint32_t>(s) | ((t.freq[s] - 1) << 8) | (j << 20);
+    std::fill(std::begin(symbol), std::end(symbol), std::uint8_t{0});
+    for (int s = 0; s < 256; ++s) {
+      freqCum[s] = t.freq[s] | (t.cum[s] << 16);
+      std::fill(symbol + t.cum[s], symbol + t.cum[s] + t.freq[s], static_cast<std::uint8_t>(s));
+    }
   }
 };
 
@@ -91,9 +95,11 @@ void finishScalar(SegmentView& v, std::size_t from, std::size_t wordPos, const D
                   std::uint32_t seg, const std::string& label) {
   for (std::size_t i = from; i < v.count; ++i) {
     std::uint32_t& x = v.x[i % kLanes];
-    const std::uint32_t e = dt.entry[x & (kProbScale - 1)];
-    out[i] = static_cast<std::uint8_t>(e & 0xFF);
-    x = (((e >> 8) & 0xFFF) + 1) * (x >> kProbBits) + (e >> 20);
+    const std::uint32_t slot = x & (kProbScale - 1);
+    const std::uint8_t s = dt.symbol[slot];
+    const std::uint32_t fc = dt.freqCum[s];
+    out[i] = s;
+    x = (fc & 0xFFFF) * (x >> kProbBits) + slot - (fc >> 16);
     if (x < kRansLow) {
       if (wordPos >= v.nWords) fail(Errc::Corrupt, "{}: rANS segment {} runs past its data", label, seg);
       x = (x << 16) | get<std::uint16_t>(v.words + 2 * wordPos++);
@@ -115,20 +121,34 @@ struct RenormLut {
 };
 const RenormLut kLut;
 
-// 8 lanes of one decode step. Lanes needing a word take consecutive words in lane order.
-inline __m256i decode8(__m256i& x, const DecodeTable& dt, const std::byte*& wp) {
-  const __m256i slotMask = _mm256_set1_epi32(kProbScale - 1), low12 = _mm256_set1_epi32(0xFFF);
-  const __m256i e = _mm256_i32gather_epi32(reinterpret_cast<const int*>(dt.entry), _mm256_and_si256(x, slotMask), 4);
-  const __m256i freq = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(e, 8), low12), _mm256_set1_epi32(1));
-  x = _mm256_add_epi32(_mm256_mullo_epi32(freq, _mm256_srli_epi32(x, kProbBits)), _mm256_srli_epi32(e, 20));
-  const __m256i need = _mm256_cmpeq_epi32(_mm256_srli_epi32(x, 16), _mm256_setzero_si256());
-  const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(need));
-  const __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp)));
-  const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLut.idx[mask]));
-  const __m256i refill = _mm256_or_si256(_mm256_slli_epi32(x, 16), _mm256_permutevar8x32_epi32(words, perm));
-  x = _mm256_blendv_epi8(x, refill, need);
-  wp += 2 * __builtin_popcount(static_cast<unsigned>(mask));
-  return _mm256_and_si256(e, _mm256_set1_epi32(0xFF));
+// One decode step of all 32 lanes (4 vectors of 8). The state updates of the four vectors are independent, so
+// their table gathers overlap; only then are the refill words handed out, in lane order, from the shared stream.
+inline void decodeStep(__m256i x[4], const DecodeTable& dt, const std::byte*& wp, std::uint8_t* out) {
+  const __m256i low16 = _mm256_set1_epi32(0xFFFF), slotMask = _mm256_set1_epi32(kProbScale - 1);
+  __m256i sym[4], need[4];
+  int mask[4];
+  for (int v = 0; v < 4; ++v) {
+    const __m256i slot = _mm256_and_si256(x[v], slotMask);
+    sym[v] = _mm256_and_si256(_mm256_i32gather_epi32(reinterpret_cast<const int*>(dt.symbol), slot, 1),
+                              _mm256_set1_epi32(0xFF));
+    const __m256i fc = _mm256_i32gather_epi32(reinterpret_cast<const int*>(dt.freqCum), sym[v], 4);
+    x[v] = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(fc, low16), _mm256_srli_epi32(x[v], kProbBits)),
+                            _mm256_sub_epi32(slot, _mm256_srli_epi32(fc, 16)));
+    need[v] = _mm256_cmpeq_epi32(_mm256_srli_epi32(x[v], 16), _mm256_setzero_si256());
+    mask[v] = _mm256_movemask_ps(_mm256_castsi256_ps(need[v]));
+  }
+  int offset = 0;
+  for (int v = 0; v < 4; ++v) {
+    const __m256i words = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + 2 * offset)));
+    const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kLut.idx[mask[v]]));
+    const __m256i refill = _mm256_or_si256(_mm256_slli_epi32(x[v], 16), _mm256_permutevar8x32_epi32(words, perm));
+    x[v] = _mm256_blendv_epi8(x[v], refill, need[v]);
+    offset += __builtin_popcount(static_cast<unsigned>(mask[v]));
+  }
+  wp += 2 * offset;
+  const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(sym[0], sym[1]), _mm256_packus_epi32(sym[2], sym[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 #endif
 
@@ -138,24 +158,15 @@ void decodeSegment(const RansStreamInfo& info, std::span<const std::byte> stream
   std::size_t i = 0, wordPos = 0;
 #ifdef __AVX2__
   if (simd) {
-    __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.x));
-    __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.x + 8));
-    __m256i x2 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.x + 16));
-    __m256i x3 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.x + 24));
+    __m256i x[4];
+    for (int k = 0; k < 4; ++k) x[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.x + 8 * k));
     const std::byte* wp = v.words;
     const std::byte* safeEnd = v.words + 2 * v.nWords;  // a step reads at most 32 words (+ 8 of look-ahead)
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     while (i + kLanes <= v.count && safeEnd - wp >= 2 * (kLanes + 8)) {
-      const __m256i s0 = decode8(x0, dt, wp), s1 = decode8(x1, dt, wp);
-      const __m256i s2 = decode8(x2, dt, wp), s3 = decode8(x3, dt, wp);
-      const __m256i bytes = _mm256_packus_epi16(_mm256_packus_epi32(s0, s1), _mm256_packus_epi32(s2, s3));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permutevar8x32_epi32(bytes, order));
+      decodeStep(x, dt, wp, out + i);
       i += kLanes;
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v.x), x0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v.x + 8), x1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v.x + 16), x2);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v.x + 24), x3);
+    for (int k = 0; k < 4; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(v.x + 8 * k), x[k]);
     wordPos = static_cast<std::size_t>(wp - v.words) / 2;
   }
 #else

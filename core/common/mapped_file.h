@@ -21,6 +21,9 @@ class MappedFile {
 
   std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(data_), size_}; }
   std::size_t size() const { return size_; }
+  // Drops the pages of [offset, offset + bytes) from this process (they stay in the page cache and are read again
+  // on the next access), so streaming through a large model keeps the resident set small.
+  void release(std::size_t offset, std::size_t bytes) const;
   const std::filesystem::path& path() const { return path_; }
 
  private:

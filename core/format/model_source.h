@@ -41,6 +41,8 @@ class ModelSource {
   const std::vector<ModelTensor>& tensors() const { return tensors_; }  // natural name order
   const ModelTensor* find(const std::string& name) const;
   std::span<const std::byte> data(const ModelTensor& tensor) const { return files_[tensor.file].data(*tensor.info); }
+  // Done with this tensor for now: its pages leave the resident set (see MappedFile::release).
+  void release(const ModelTensor& tensor) const { files_[tensor.file].release(*tensor.info); }
 
   const std::optional<ModelConfig>& config() const { return config_; }
   const std::optional<GenerationConfig>& generationConfig() const { return generation_; }

@@ -52,6 +52,7 @@ class SafetensorsFile {
   const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
   const TensorInfo* find(const std::string& name) const;
   std::span<const std::byte> data(const TensorInfo& tensor) const;
+  void release(const TensorInfo& tensor) const { map_.release(header_.dataOffset() + tensor.begin, tensor.bytes()); }
 
  private:
   MappedFile map_;

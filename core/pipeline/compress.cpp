@@ -182,6 +182,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     sum.totalWeights += tr.numel;
     tensorIndex.push_back(entry);
     sum.tensors.push_back(std::move(tr));
+    source.release(mt);
     bytesDone += info.bytes();
     report(true);
   }
