@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstring>
 #include <random>
+#include <set>
 
 using namespace eq;
 namespace fs = std::filesystem;
@@ -25,19 +26,22 @@ namespace {
 
 fs::path models() { return eqtest::dataDir() / "models"; }
 
-// A Llama-shaped folder with larger, LLM-like (Student-t, log-normal row scales) bf16 weights.
-void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned seed) {
+// A Llama-shaped folder with larger, LLM-like (Student-t, log-normal row scales) bf16 weights. `mixed` gives
+// each tensor a different tail (degrees of freedom) and row-scale spread, as real layers differ.
+void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned seed, bool mixed = false) {
   fs::create_directories(dir);
   std::mt19937 rng(seed);
-  std::student_t_distribution<double> t(3.0);
-  std::normal_distribution<double> ln(0, 0.5);
   std::vector<TensorSpec> specs{{"model.embed_tokens.weight", DType::BF16, {64, hidden}},
                                 {"model.layers.0.self_attn.q_proj.weight", DType::BF16, {hidden, hidden}},
                                 {"model.layers.0.mlp.up_proj.weight", DType::BF16, {inter, hidden}},
                                 {"model.layers.0.mlp.down_proj.weight", DType::BF16, {hidden, inter}},
                                 {"model.norm.weight", DType::F32, {hidden}}};
   SafetensorsWriter w(dir / "model.safetensors", specs);
+  int index = 0;
   for (const auto& s : specs) {
+    std::student_t_distribution<double> t(mixed ? 2.0 + 3.0 * index : 3.0);
+    std::normal_distribution<double> ln(0, mixed ? 0.2 + 0.3 * index : 0.5);
+    ++index;
     const std::int64_t cols = s.shape.back(), rows = static_cast<std::int64_t>(s.bytes() / dtypeSize(s.dtype)) / cols;
     std::vector<std::byte> bytes(s.bytes());
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -182,6 +186,34 @@ class TestPipeline : public QObject {
     QCOMPARE(compressed, 3);
     QVERIFY(std::fabs(s.effectiveBpw - bits) <= 0.03);
     QCOMPARE(s.compressedWeights, std::uint64_t(512 * 512 + 2 * 512 * 1024));
+  }
+
+  void globalAllocationSpendsTheSameBitsBetter() {
+    writeSyntheticModel(tmp_->path() / "syn", 512, 1024, 11, true);
+    const auto src = ModelSource::open(tmp_->path() / "syn");
+    auto weightedMse = [](const CompressSummary& s) {
+      double e = 0, n = 0;
+      for (const auto& t : s.tensors)
+        if (t.encoding == "entquant") e += t.relL2 * t.relL2 * double(t.numel), n += double(t.numel);
+      return e / n;
+    };
+    CompressOptions o;
+    o.target = {quant::RateTarget::Mode::Bits, 2.5};
+    const CompressSummary uniform = compressModel(*src, tmp_->path() / "u.eqz", o);
+    o.allocation = CompressOptions::Allocation::Global;
+    std::vector<std::string> phases;
+    o.progress = [&](const CompressProgress& p) { phases.push_back(p.phase); };
+    const CompressSummary global = compressModel(*src, tmp_->path() / "g.eqz", o);
+    QCOMPARE(global.allocation, std::string("global"));
+    QCOMPARE(std::string(phases.front()), std::string("analyze"));
+    QVERIFY(std::fabs(global.effectiveBpw - 2.5) <= 0.03);
+    std::set<double> targets;
+    for (const auto& t : global.tensors)
+      if (t.targetBits) targets.insert(std::round(*t.targetBits * 100) / 100);
+    QVERIFY2(targets.size() > 1, "the allocation should differ between tensors");
+    qInfo("weighted relative MSE at %.3f bits: uniform %.5f, global %.5f (%.3f bits)", uniform.effectiveBpw,
+          weightedMse(uniform), weightedMse(global), global.effectiveBpw);
+    QVERIFY(weightedMse(global) < weightedMse(uniform));
   }
 
   void layerRules() {

@@ -1,5 +1,6 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
-//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--threads N] [--json] [--verbose] [--quiet]
+//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--allocation uniform|global] [--threads N] [--json]
+//                   [--verbose] [--quiet]
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/units.h"
@@ -29,7 +30,8 @@ void printSummary(const CompressSummary& s, bool verbose) {
     clamped += t.targetClamped;
   }
   fmt::print("Compressed    {} -> {}\n", s.input, s.output);
-  fmt::print("Method        {}{}\n", s.method, s.method == "entquant" ? fmt::format(" ({} codes)", s.format) : "");
+  fmt::print("Method        {}{}\n", s.method,
+             s.method == "entquant" ? fmt::format(" ({} codes, {} bit allocation)", s.format, s.allocation) : "");
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
   fmt::print("Size          {} -> {} ({:.2f}x smaller)\n", formatBytes(s.inputBytes), formatBytes(s.outputBytes),
              s.outputBytes ? static_cast<double>(s.inputBytes) / static_cast<double>(s.outputBytes) : 0.0);
@@ -58,6 +60,12 @@ int runCompress(ArgList& args) {
     o.format = *parsed;
   }
   if (const auto m = args.value("--method")) o.method = *m;
+  if (const auto a = args.value("--allocation")) {
+    if (*a == "global") o.allocation = CompressOptions::Allocation::Global;
+    else if (*a != "uniform") throw UsageError(fmt::format("--allocation must be uniform or global, not \"{}\"", *a));
+    if (lambda && o.allocation == CompressOptions::Allocation::Global)
+      throw UsageError("--allocation global needs a bits target, not --lambda");
+  }
   if (o.method != "entquant" && o.method != "rtn4" && o.method != "rtn3" && o.method != "rtn2" && o.method != "nf4")
     throw UsageError(fmt::format("--method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"{}\"", o.method));
   if (const auto t = args.number<int>("--threads")) {
@@ -72,7 +80,8 @@ int runCompress(ArgList& args) {
   ProgressLine line(!quiet && (!json || ::isatty(2)));
   o.keepGoing = keepGoing;
   o.progress = [&](const CompressProgress& p) {
-    line.update(p.index, p.count, p.tensor, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
+    const std::string what = std::string(p.phase) == "analyze" ? "analyzing " + p.tensor : p.tensor;
+    line.update(p.index, p.count, what, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
   };
   const CompressSummary s = compressModel(*source, *out, o);
   line.finish();

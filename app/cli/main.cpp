@@ -18,7 +18,8 @@ constexpr std::array<Command, 4> kCommands{{
      runInspect},
     {"compress",
      "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
-     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--threads N] [--json] [--verbose] [--quiet]",
+     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--allocation uniform|global] [--threads N]\n"
+     "                  [--json] [--verbose] [--quiet]",
      "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes)", runCompress},
     {"verify", "verify FILE.eqz [--threads N] [--json]",
      "check every checksum of an .eqz file and decode every tensor", runVerify},

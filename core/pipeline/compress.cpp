@@ -4,9 +4,12 @@
 #include "common/thread_pool.h"
 #include "format/eqz.h"
 #include "quant/baseline.h"
+#include "quant/row_scale_search.h"
 
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <queue>
 #include <regex>
 
 namespace eq {
@@ -28,21 +31,98 @@ nlohmann::json settingsJson(const CompressOptions& o) {
   return {{"method", o.method},
           {"code_format", std::string(quant::codeFormatName(o.format))},
           {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
+          {"allocation", o.allocation == CompressOptions::Allocation::Global ? "global" : "uniform"},
           {"value", o.target.value},
           {"layer_bits", rules},
           {"segment_symbols", o.segmentSymbols}};
 }
 
-// The bits target of one compressible tensor: the last matching rule, else the global target.
+// The target of one compressible tensor: the last matching rule, else its allocated bits, else the global target.
+// `ruled` tells whether a rule decided it.
 std::optional<quant::RateTarget> targetFor(const std::string& name, const CompressOptions& o,
-                                           const std::vector<std::regex>& rules) {
+                                           const std::vector<std::regex>& rules,
+                                           const std::map<std::string, double>& allocated, bool* ruled = nullptr) {
   std::optional<quant::RateTarget> t = o.target;
+  if (const auto it = allocated.find(name); it != allocated.end()) t->value = it->second;
+  if (ruled) *ruled = false;
   for (std::size_t i = 0; i < rules.size(); ++i)
     if (std::regex_search(name, rules[i])) {
+      if (ruled) *ruled = true;
       if (!o.layerRules[i].bits) t.reset();
       else t = quant::RateTarget{quant::RateTarget::Mode::Bits, *o.layerRules[i].bits};
     }
   return t;
+}
+
+// Global allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at equal slope
+// mu of relMSE against bits (each tensor minimizes relMSE + mu * bits on its measured curve).
+std::map<std::string, double> allocateBits(const ModelSource& source, const CompressOptions& o,
+                                           const std::vector<std::regex>& rules, ThreadPool& pool,
+                                           const std::function<void(std::size_t, const std::string&)>& progress) {
+  struct Curve {
+    std::string name;
+    double weights;
+    std::vector<quant::RatePoint> points;
+  };
+  std::vector<Curve> curves;
+  const auto& tensors = source.tensors();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const ModelTensor& t = tensors[i];
+    bool ruled = false;
+    if (!t.cls.compressible || !targetFor(t.info->name, o, rules, {}, &ruled) || ruled) continue;
+    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "compression cancelled");
+    progress(i, t.info->name);
+    quant::QuantizeOptions qo;
+    qo.format = o.format;
+    qo.segmentSymbols = o.segmentSymbols;
+    qo.keepGoing = o.keepGoing;
+    const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
+    curves.push_back({t.info->name, static_cast<double>(m.numel()), quant::rateCurve(m, qo, pool)});
+    source.release(t);
+  }
+  // Each curve's lower convex hull in (bits, relMSE); then the classic greedy for convex costs: start every tensor
+  // at its fewest bits and keep buying the hull edge with the steepest error drop per bit until the budget is
+  // spent, the last edge fractionally. This is the equal-slope optimum of sum weights * relMSE at fixed total bits.
+  std::vector<std::vector<quant::RowPoint>> hulls;
+  double total = 0, used = 0;
+  for (const auto& c : curves) {
+    std::vector<quant::RowPoint> pts;
+    for (std::size_t k = 0; k < c.points.size(); ++k)
+      pts.push_back({static_cast<std::int32_t>(k), c.points[k].relMse, c.points[k].bits});
+    quant::lowerHull(pts);
+    total += c.weights;
+    used += c.weights * pts.front().rate;
+    hulls.push_back(std::move(pts));
+  }
+  const double budget = o.target.value * total;
+  std::vector<double> bits;
+  std::vector<std::size_t> at(curves.size(), 0);
+  for (const auto& h : hulls) bits.push_back(h.front().rate);
+  using Edge = std::pair<double, std::size_t>;  // (error drop per bit, tensor)
+  std::priority_queue<Edge> edges;
+  auto pushNext = [&](std::size_t i) {
+    const auto& h = hulls[i];
+    if (at[i] + 1 < h.size())
+      edges.push({(h[at[i]].err - h[at[i] + 1].err) / (h[at[i] + 1].rate - h[at[i]].rate), i});
+  };
+  for (std::size_t i = 0; i < hulls.size(); ++i) pushNext(i);
+  while (!edges.empty() && used < budget) {
+    const std::size_t i = edges.top().second;
+    edges.pop();
+    const auto& h = hulls[i];
+    const double step = (h[at[i] + 1].rate - h[at[i]].rate) * curves[i].weights;
+    if (used + step > budget) {  // the last edge, partly
+      bits[i] += (budget - used) / curves[i].weights;
+      used = budget;
+      break;
+    }
+    used += step;
+    bits[i] = h[++at[i]].rate;
+    pushNext(i);
+  }
+  std::map<std::string, double> out;
+  for (std::size_t i = 0; i < curves.size(); ++i) out[curves[i].name] = std::clamp(bits[i], 0.5, 8.0);
+  return out;
 }
 
 }  // namespace
@@ -81,8 +161,23 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
 
   ThreadPool pool(o.threads);
+  std::map<std::string, double> allocated;
+  const bool global = o.allocation == CompressOptions::Allocation::Global && entquant &&
+                      o.target.mode == quant::RateTarget::Mode::Bits;
+  if (global)
+    allocated = allocateBits(source, o, rules, pool, [&](std::size_t i, const std::string& name) {
+      if (o.progress) {
+        CompressProgress p;
+        p.phase = "analyze";
+        p.index = i;
+        p.count = source.tensors().size();
+        p.tensor = name;
+        o.progress(p);
+      }
+    });
   EqzWriter writer(output);
   CompressSummary sum;
+  sum.allocation = global ? "global" : "uniform";
   sum.input = source.input().string();
   sum.output = output.string();
   sum.method = o.method;
@@ -97,7 +192,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
     const ModelTensor& mt = tensors[i];
     const TensorInfo& info = *mt.info;
-    CompressProgress p{i, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
+    CompressProgress p{"compress", i, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
     auto report = [&](bool done) {
       p.done = done;
       p.bytesDone = bytesDone;
@@ -116,7 +211,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     tr.numel = info.numel;
     nlohmann::json entry{{"name", info.name}, {"shape", info.shape}, {"dtype", std::string(dtypeName(info.dtype))}};
     const auto data = source.data(mt);
-    const auto target = mt.cls.compressible ? targetFor(info.name, o, rules) : std::nullopt;
+    const auto target = mt.cls.compressible ? targetFor(info.name, o, rules, allocated) : std::nullopt;
     try {
       if (!target) {
         tr.encoding = "raw";
@@ -227,6 +322,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"output", s.output},
                            {"method", s.method},
                            {"code_format", s.format},
+                           {"allocation", s.allocation},
                            {"effective_bpw", s.effectiveBpw},
                            {"entropy_bpw", s.entropyBpw},
                            {"model_bpw", s.modelBpw},

@@ -25,6 +25,7 @@ struct LayerRule {
 };
 
 struct CompressProgress {
+  const char* phase = "compress";    // "analyze" (global allocation's first pass) or "compress"
   std::size_t index = 0, count = 0;  // tensor index (0-based) and the number of tensors
   std::string tensor;
   bool done = false;                 // false: starting this tensor; true: finished it
@@ -37,6 +38,10 @@ struct CompressOptions {
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   quant::RateTarget target;          // default: 3.0 effective bits per weight for every compressed tensor
   std::vector<LayerRule> layerRules;
+  // With a bits target: "uniform" gives every tensor the target; "global" spends the same total bits but moves
+  // them between tensors to minimize the weight-count-weighted sum of relative MSE (equal slopes of each tensor's
+  // rate-distortion curve, measured on sampled rows in a first pass). Tensors matched by --layer-bits are fixed.
+  enum class Allocation { Uniform, Global } allocation = Allocation::Uniform;
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   unsigned threads = 0;              // 0: all hardware threads
   std::uint64_t maxEmbeddedFileBytes = 64ull << 20;
@@ -56,7 +61,7 @@ struct TensorReport {
 };
 
 struct CompressSummary {
-  std::string input, output, method, format;
+  std::string input, output, method, format, allocation;
   std::vector<TensorReport> tensors;
   std::uint64_t compressedWeights = 0, compressedBytes = 0, totalWeights = 0, inputBytes = 0, outputBytes = 0;
   double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;

@@ -30,7 +30,8 @@ void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o,
   });
 }
 
-Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
+// Hulls of every rowStep-th row (all rows when 1); the sums cover every row.
+Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t rowStep = 1) {
   Analysis a;
   a.hulls.resize(static_cast<std::size_t>(m.rows));
   std::mutex mu;
@@ -48,7 +49,7 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
         sq += static_cast<double>(x) * x;
       }
       if (bad) break;
-      search.hull(w.data(), m.cols, a.hulls[static_cast<std::size_t>(r)]);
+      if (r % rowStep == 0) search.hull(w.data(), m.cols, a.hulls[static_cast<std::size_t>(r)]);
     }
     std::lock_guard lock(mu);
     a.absSum += abs;
@@ -65,34 +66,50 @@ double rowLambda(const MatrixView& m, const Analysis& a, CodeFormat f, double la
   return f == CodeFormat::Fp8E4M3 ? 4.0 * lambda * a.absSum / n : lambda * a.absSum / (128.0 * n);
 }
 
-// Histogram of the codes of the given rows at this lambda.
+// Histogram of the codes of every rowStep-th row at this lambda (and, if asked, their squared error and energy).
 codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambdaRow,
-                              std::int64_t rowStep, ThreadPool& pool) {
+                              std::int64_t rowStep, ThreadPool& pool, double* sqErr = nullptr, double* sqSum = nullptr) {
   std::mutex mu;
   codec::SymbolCounts total{};
+  double errTotal = 0, sumTotal = 0;
   const std::int64_t sampled = (m.rows + rowStep - 1) / rowStep;
   forRowBlocks(pool, sampled, o, [&](std::int64_t s0, std::int64_t s1) {
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
     codec::SymbolCounts local{};
+    double err = 0, sum = 0;
     for (std::int64_t s = s0; s < s1; ++s) {
       const std::int64_t r = s * rowStep;
       const auto& hull = a.hulls[static_cast<std::size_t>(r)];
       m.row(r, w.data());
-      quantizeRow(o.format, w.data(), m.cols, scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k), q.data());
+      const std::uint16_t scale = scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k);
+      quantizeRow(o.format, w.data(), m.cols, scale, q.data());
       const auto c = codec::countSymbols(q);
       for (int i = 0; i < 256; ++i) local[i] += c[i];
+      if (sqErr)
+        for (std::int64_t j = 0; j < m.cols; ++j) {
+          const double d = static_cast<double>(bf16ToF32(dequantizeOne(o.format, q[j], bf16ToF32(scale)))) - w[j];
+          err += d * d;
+          sum += static_cast<double>(w[j]) * w[j];
+        }
     }
     std::lock_guard lock(mu);
     for (int i = 0; i < 256; ++i) total[i] += local[i];
+    errTotal += err;
+    sumTotal += sum;
   });
+  if (sqErr) *sqErr = errTotal;
+  if (sqSum) *sqSum = sumTotal;
   return total;
 }
 
 // Predicted effective bits per weight at lambda, measured on every rowStep-th row.
 double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambda, std::int64_t rowStep,
-                   ThreadPool& pool) {
-  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool);
+                   ThreadPool& pool, double* relMse = nullptr) {
+  double sqErr = 0, sqSum = 0;
+  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool, relMse ? &sqErr : nullptr,
+                                &sqSum);
+  if (relMse) *relMse = sqSum > 0 ? sqErr / sqSum : 0;
   std::uint64_t symbols = 0;
   for (auto c : counts) symbols += c;
   const auto table = codec::FrequencyTable::normalize(counts);
@@ -134,6 +151,19 @@ double solveLambda(const std::function<double(double)>& bitsAt, double target, d
 }
 
 }  // namespace
+
+std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t maxRows) {
+  const std::int64_t step = std::max<std::int64_t>(1, (m.rows + maxRows - 1) / maxRows);
+  const Analysis a = analyze(m, o, pool, step);
+  std::vector<RatePoint> curve;
+  for (int i = 0; i <= 24; ++i) {
+    const double lambda = std::pow(10.0, -0.5 + 0.125 * i);  // 0.3 ... 300: about 8 down to 1.5 bits
+    RatePoint p{lambda, 0, 0};
+    p.bits = predictBits(m, a, o, lambda, step, pool, &p.relMse);
+    curve.push_back(p);
+  }
+  return curve;
+}
 
 std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSymbols, int presentSymbols) {
   const std::uint64_t segments = (symbols + segmentSymbols - 1) / segmentSymbols;

@@ -47,6 +47,14 @@ struct QuantizedTensor {
   std::uint64_t storedBytes() const { return stream.size() + 2 * scales.size(); }
 };
 
+// Rate-distortion curve of a tensor for bit allocation, measured on about maxRows evenly spaced rows: predicted
+// effective bits per weight and relative MSE (sum (w_hat - w)^2 / sum w^2) for a grid of lambdas.
+struct RatePoint {
+  double lambda = 0, bits = 0, relMse = 0;
+};
+std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& options, ThreadPool& pool,
+                                 std::int64_t maxRows = 256);
+
 // Bytes a stream of `symbols` costs beyond its entropy-coded payload: header, table, segment index and states.
 std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSymbols, int presentSymbols);
 
