@@ -5,7 +5,11 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QFile>
 #include <QProcess>
+#include <QTemporaryDir>
+
+#include <cmath>
 
 namespace {
 
@@ -111,6 +115,70 @@ class TestCli : public QObject {
     QVERIFY2(QString(r.err).startsWith(stderrStart), r.err.constData());
     QVERIFY(r.out.isEmpty());  // nothing on stdout, also with --json
     if (code == 1) QCOMPARE(r.err.count('\n'), 1);  // one sentence
+  }
+
+  void compressVerifyDecompress() {
+    QTemporaryDir dir;
+    const QString eqz = dir.filePath("m.eqz");
+    Run r = entquant({"compress", models() + "/tiny-qwen3", "-o", eqz, "--bits", "2.5", "--json", "--threads", "2"});
+    QCOMPARE(r.code, 0);
+    const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+    for (const char* key : {"effective_bpw", "entropy_bpw", "model_bpw", "seconds", "tensors"}) QVERIFY2(o.contains(key), key);
+    QVERIFY(std::fabs(o["effective_bpw"].toDouble() - 2.5) < 0.2);  // tiny tensors: 64-byte sections dominate
+    const QJsonObject t = o["tensors"].toArray()[2].toObject();
+    for (const char* key : {"name", "shape", "lambda", "effective_bpw", "entropy", "distinct_symbols", "rel_l1", "rel_l2"})
+      QVERIFY2(t.contains(key), key);
+    r = entquant({"verify", eqz, "--json"});
+    QCOMPARE(r.code, 0);
+    QVERIFY(QJsonDocument::fromJson(r.out).object()["ok"].toBool());
+    r = entquant({"decompress", eqz, "-o", dir.filePath("dec")});
+    QCOMPARE(r.code, 0);
+    QVERIFY(QFile::exists(dir.filePath("dec/model.safetensors")));
+    r = entquant({"inspect", eqz, "--json"});
+    QCOMPARE(r.code, 0);
+    QCOMPARE(QJsonDocument::fromJson(r.out).object()["parameters"].toObject()["total"].toInteger(),
+             qint64(expected_["models"]["tiny-qwen3"]["num_parameters"].get<std::int64_t>()));
+    // A damaged stream: verify fails naming the section, exit code 1, one line.
+    QFile f(eqz);
+    QVERIFY(f.open(QIODevice::ReadWrite));
+    const QJsonObject idx = QJsonDocument::fromJson(entquant({"inspect", eqz, "--json"}).out).object();
+    QVERIFY(!idx.isEmpty());
+    f.seek(200);
+    char c;
+    f.getChar(&c);
+    f.seek(200);
+    f.putChar(char(c ^ 0x5A));
+    f.close();
+    r = entquant({"verify", eqz});
+    QCOMPARE(r.code, 1);
+    QVERIFY2(r.err.contains("fails its checksum; the file is corrupt"), r.err.constData());
+    QCOMPARE(r.err.count('\n'), 1);
+  }
+
+  void compressUsageErrors_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("message");
+    const QString m = models() + "/tiny-llama";
+    QTest::newRow("no output") << QStringList{"compress", m} << "entquant compress: missing -o OUT.eqz";
+    QTest::newRow("bits and lambda") << QStringList{"compress", m, "-o", "x.eqz", "--bits", "3", "--lambda", "2"}
+                                     << "entquant compress: --bits and --lambda exclude each other";
+    QTest::newRow("bad format") << QStringList{"compress", m, "-o", "x.eqz", "--format", "fp4"}
+                                << "entquant compress: --format must be fp8 or int8, not \"fp4\"";
+    QTest::newRow("bad method") << QStringList{"compress", m, "-o", "x.eqz", "--method", "gptq"}
+                                << "entquant compress: --method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"gptq\"";
+    QTest::newRow("bits not a number") << QStringList{"compress", m, "-o", "x.eqz", "--bits", "three"}
+                                       << "entquant compress: option --bits expects a number, got \"three\"";
+    QTest::newRow("bits too high") << QStringList{"compress", m, "-o", "x.eqz", "--bits", "9"}
+                                   << "entquant compress: the target must be positive (bits at most 8)";
+    QTest::newRow("decompress no dir") << QStringList{"decompress", "x.eqz"} << "entquant decompress: missing -o DIR";
+  }
+  void compressUsageErrors() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, message);
+    const Run r = entquant(args);
+    QCOMPARE(r.code, 2);
+    QVERIFY2(QString(r.err).startsWith(message), r.err.constData());
+    QVERIFY(!QFile::exists("x.eqz"));
   }
 
   void helpAndVersion() {

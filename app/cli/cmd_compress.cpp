@@ -35,8 +35,9 @@ void printSummary(const CompressSummary& s, bool verbose) {
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
   fmt::print("Size          {} -> {} ({:.2f}x smaller)\n", formatBytes(s.inputBytes), formatBytes(s.outputBytes),
              s.outputBytes ? static_cast<double>(s.inputBytes) / static_cast<double>(s.outputBytes) : 0.0);
-  fmt::print("Bits/weight   {:.3f} effective (everything stored for the compressed tensors), {:.3f} entropy; "
-             "{:.3f} for the whole file\n", s.effectiveBpw, s.entropyBpw, s.modelBpw);
+  const std::string entropy = s.method == "entquant" ? fmt::format(", {:.3f} entropy", s.entropyBpw) : "";
+  fmt::print("Bits/weight   {:.3f} effective (everything stored for the compressed tensors){}; {:.3f} for the whole "
+             "file\n", s.effectiveBpw, entropy, s.modelBpw);
   fmt::print("Time          {}\n", formatDuration(s.seconds));
   if (clamped) fmt::print("warning: {} tensors could not reach their bits target (see --verbose)\n", clamped);
 }
