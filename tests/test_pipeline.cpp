@@ -231,7 +231,7 @@ class TestPipeline : public QObject {
     EQ_EXPECT_ERROR(LayerRule::parse("mlp"), Errc::InvalidArgument,
                     "--layer-bits \"mlp\": expected REGEX=BITS or REGEX=keep");
     EQ_EXPECT_ERROR(LayerRule::parse("(=3"), Errc::InvalidArgument,
-                    "--layer-bits \"(=3\": \"(\" is not a valid regular expression");
+                    "--layer-bits \"(=3\": \"(\" is not a valid regular expression (missing closing parenthesis at offset 1)");
     EQ_EXPECT_ERROR(LayerRule::parse("mlp=9"), Errc::InvalidArgument,
                     "--layer-bits \"mlp=9\": bits must be a number in (0, 8] or \"keep\"");
   }

@@ -65,6 +65,34 @@ class TestQuant : public QObject {
     }
   }
 
+  void rowQuantizerEqualsTheScalarDefinition_data() {
+    QTest::addColumn<QString>("format");
+    QTest::newRow("fp8") << "fp8";
+    QTest::newRow("int8") << "int8";
+  }
+  void rowQuantizerEqualsTheScalarDefinition() {
+    // quantizeRow has a SIMD path: it must give quantizeOne's code for every weight, including every bf16 value,
+    // saturation, subnormals and ties, at many scales.
+    QFETCH(QString, format);
+    const CodeFormat f = *parseCodeFormat(format.toStdString());
+    std::vector<float> w;
+    for (std::uint32_t h = 0; h < 65536; ++h) {
+      const float v = bf16ToF32(static_cast<std::uint16_t>(h));
+      if (std::isfinite(v)) w.push_back(v);
+    }
+    std::mt19937 rng(2);
+    for (int i = 0; i < 100000; ++i) w.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(rng()) & 0xBF7FFFFFu));
+    std::vector<std::uint8_t> q(w.size());
+    for (int k : {-16 * 20, -16 * 9 + 5, -16 * 3 + 11, 0, 7, 16 * 4 + 3, 16 * 30}) {
+      const std::uint16_t s = scaleBitsOfIndex(k);
+      quantizeRow(f, w.data(), static_cast<std::int64_t>(w.size()), s, q.data());
+      for (std::size_t j = 0; j < w.size(); ++j)
+        if (q[j] != quantizeOne(f, w[j], bf16ToF32(s)))
+          QFAIL(qPrintable(QString("k=%1 w=%2: %3 vs %4").arg(k).arg(double(w[j]), 0, 'g', 9).arg(q[j])
+                               .arg(quantizeOne(f, w[j], bf16ToF32(s)))));
+    }
+  }
+
   void negativeZeroBecomesZero() {
     QCOMPARE(int(quantizeOne(CodeFormat::Fp8E4M3, -1e-6f, 1.0f)), 0);
     QCOMPARE(int(quantizeOne(CodeFormat::Fp8E4M3, -0.0f, 1.0f)), 0);

@@ -1,6 +1,7 @@
 #include "pipeline/compress.h"
 
 #include "common/error.h"
+#include "common/regex.h"
 #include "common/thread_pool.h"
 #include "format/eqz.h"
 #include "quant/baseline.h"
@@ -10,7 +11,6 @@
 #include <ctime>
 #include <map>
 #include <queue>
-#include <regex>
 
 namespace eq {
 namespace {
@@ -40,13 +40,13 @@ nlohmann::json settingsJson(const CompressOptions& o) {
 // The target of one compressible tensor: the last matching rule, else its allocated bits, else the global target.
 // `ruled` tells whether a rule decided it.
 std::optional<quant::RateTarget> targetFor(const std::string& name, const CompressOptions& o,
-                                           const std::vector<std::regex>& rules,
+                                           const std::vector<Regex>& rules,
                                            const std::map<std::string, double>& allocated, bool* ruled = nullptr) {
   std::optional<quant::RateTarget> t = o.target;
   if (const auto it = allocated.find(name); it != allocated.end()) t->value = it->second;
   if (ruled) *ruled = false;
   for (std::size_t i = 0; i < rules.size(); ++i)
-    if (std::regex_search(name, rules[i])) {
+    if (rules[i].search(name)) {
       if (ruled) *ruled = true;
       if (!o.layerRules[i].bits) t.reset();
       else t = quant::RateTarget{quant::RateTarget::Mode::Bits, *o.layerRules[i].bits};
@@ -57,7 +57,7 @@ std::optional<quant::RateTarget> targetFor(const std::string& name, const Compre
 // Global allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at equal slope
 // mu of relMSE against bits (each tensor minimizes relMSE + mu * bits on its measured curve).
 std::map<std::string, double> allocateBits(const ModelSource& source, const CompressOptions& o,
-                                           const std::vector<std::regex>& rules, ThreadPool& pool,
+                                           const std::vector<Regex>& rules, ThreadPool& pool,
                                            const std::function<void(std::size_t, const std::string&)>& progress) {
   struct Curve {
     std::string name;
@@ -135,9 +135,9 @@ LayerRule LayerRule::parse(const std::string& text) {
   r.pattern = text.substr(0, eq);
   const std::string value = text.substr(eq + 1);
   try {
-    std::regex check(r.pattern);
-  } catch (const std::regex_error&) {
-    fail(Errc::InvalidArgument, "--layer-bits \"{}\": \"{}\" is not a valid regular expression", text, r.pattern);
+    Regex check(r.pattern);
+  } catch (const Error& e) {
+    throw e.withContext(fmt::format("--layer-bits \"{}\"", text));
   }
   if (value == "keep") return r;
   char* end = nullptr;
@@ -156,7 +156,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   if (!entquant && !baseline)
     fail(Errc::InvalidArgument, "unknown method \"{}\" (entquant, rtn4, rtn3, rtn2, nf4)", o.method);
   if (o.target.value <= 0) fail(Errc::InvalidArgument, "the rate target must be positive");
-  std::vector<std::regex> rules;
+  std::vector<Regex> rules;
   for (const auto& r : o.layerRules) rules.emplace_back(r.pattern);
   auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
 

@@ -16,7 +16,7 @@
 
 namespace eq {
 
-// --layer-bits REGEX=B: tensors whose name matches REGEX (ECMAScript, searched) get B bits; "keep" stores them
+// --layer-bits REGEX=B: tensors whose name matches REGEX (PCRE2 / Perl syntax, searched) get B bits; "keep" stores them
 // unchanged. Later rules win.
 struct LayerRule {
   std::string pattern;

@@ -103,9 +103,12 @@ void RowScaleSearch::sortMagnitudes(const float* w, std::int64_t n) {
   }
   a_.resize(n);
   neg_.resize(n);
+  prefixA_.resize(n + 1);
+  prefixA_[0] = 0;
   for (std::int64_t j = 0; j < n; ++j) {
     a_[j] = std::bit_cast<float>(keys_[j]);
     neg_[j] = std::signbit(w[idx_[j]]);
+    prefixA_[j + 1] = prefixA_[j] + a_[j];
   }
 }
 
@@ -116,7 +119,19 @@ void RowScaleSearch::bucketPhase(int p, int eLo) {
   t_.resize(n);
   const float* a = a_.data();
   float* t = t_.data();
-  for (std::size_t j = 0; j < n; ++j) t[j] = roundBf16Finite(a[j] / sp);
+  std::size_t j0 = 0;
+#ifdef __AVX2__
+  const __m256 vsp = _mm256_set1_ps(sp);
+  const __m256i bias = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1);
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  for (; j0 + 8 <= n; j0 += 8) {
+    const __m256i u = _mm256_castps_si256(_mm256_div_ps(_mm256_loadu_ps(a + j0), vsp));
+    const __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, bias),
+                                                        _mm256_and_si256(_mm256_srli_epi32(u, 16), one)), keep);
+    _mm256_storeu_ps(t + j0, _mm256_castsi256_ps(r));
+  }
+#endif
+  for (std::size_t j = j0; j < n; ++j) t[j] = roundBf16Finite(a[j] / sp);
   const int eHi = std::max(eLo, exponentOf(t_[n - 1]));
   const std::size_t nb = static_cast<std::size_t>(eHi - eLo + 1);
   start_.resize(nb + 1);
@@ -124,20 +139,23 @@ void RowScaleSearch::bucketPhase(int p, int eLo) {
   for (std::size_t b = 1; b < nb; ++b)
     start_[b] = std::lower_bound(t_.begin(), t_.end(), std::ldexp(1.0f, eLo + static_cast<int>(b))) - t_.begin();
   start_[nb] = static_cast<std::int64_t>(n);
+  // Prefix sums of |w| per bucket (the error of buckets whose codes are all zero), from the row's prefix sums.
+  pa_.resize(nb + 1);
+  for (std::size_t b = 0; b <= nb; ++b) pa_[b] = prefixA_[static_cast<std::size_t>(start_[b])];
 }
 
 namespace {
 
 struct BucketSums {
-  double a = 0, ne = 0, nr = 0;
+  double ne = 0, nr = 0;
 };
 
-// Over [lo, hi): sum |w|, the normal-range error | |w| - bf16(round3(t) * sp) | and rate round3(t).
+// Over [lo, hi): the normal-range error | |w| - bf16(round3(t) * sp) | and rate round3(t).
 BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int64_t hi, float sp) {
   BucketSums s;
   std::int64_t j = lo;
 #ifdef __AVX2__
-  __m256d sa0 = _mm256_setzero_pd(), sa1 = sa0, se0 = sa0, se1 = sa0, sr0 = sa0, sr1 = sa0;
+  __m256d se0 = _mm256_setzero_pd(), se1 = se0, sr0 = se0, sr1 = se0;
   const __m256 vsp = _mm256_set1_ps(sp);
   const __m256i one = _mm256_set1_epi32(1), r3bias = _mm256_set1_epi32(0x7FFFF), r3mask = _mm256_set1_epi32(~0xFFFFF);
   const __m256i bfbias = _mm256_set1_epi32(0x7FFF), bfmask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
@@ -153,8 +171,6 @@ BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int6
         _mm256_add_epi32(_mm256_add_epi32(pi, bfbias), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)), bfmask));
     const __m256d a0 = _mm256_cvtps_pd(_mm256_castps256_ps128(va)), a1 = _mm256_cvtps_pd(_mm256_extractf128_ps(va, 1));
     const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wh)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1));
-    sa0 = _mm256_add_pd(sa0, a0);
-    sa1 = _mm256_add_pd(sa1, a1);
     se0 = _mm256_add_pd(se0, _mm256_and_pd(_mm256_sub_pd(a0, w0), absMask));
     se1 = _mm256_add_pd(se1, _mm256_and_pd(_mm256_sub_pd(a1, w1), absMask));
     sr0 = _mm256_add_pd(sr0, _mm256_cvtps_pd(_mm256_castps256_ps128(r3)));
@@ -165,13 +181,11 @@ BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int6
     _mm256_storeu_pd(x, v);
     return (x[0] + x[1]) + (x[2] + x[3]);
   };
-  s.a = hsum(_mm256_add_pd(sa0, sa1));
   s.ne = hsum(_mm256_add_pd(se0, se1));
   s.nr = hsum(_mm256_add_pd(sr0, sr1));
 #endif
   for (; j < hi; ++j) {
     const float r3 = round3(t[j]);
-    s.a += a[j];
     s.ne += std::fabs(static_cast<double>(a[j]) - roundBf16(r3 * sp));
     s.nr += r3;
   }
@@ -227,13 +241,11 @@ void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out)
   bucketPhase(p, eLo);
   const float sp = scalePhase(p);
   const std::size_t nb = start_.size() - 1;
-  // Prefix sums per bucket: |w| (all-zero codes), and the octave-independent normal-range error and rate.
-  pa_.assign(nb + 1, 0);
+  // Prefix sums per bucket of the octave-independent normal-range error and rate.
   pne_.assign(nb + 1, 0);
   pnr_.assign(nb + 1, 0);
   for (std::size_t b = 0; b < nb; ++b) {
     const BucketSums s = normalSums(a_.data(), t_.data(), start_[b], start_[b + 1], sp);
-    pa_[b + 1] = pa_[b] + s.a;
     pne_[b + 1] = pne_[b] + s.ne;
     pnr_[b + 1] = pnr_[b] + s.nr;
   }
@@ -264,12 +276,6 @@ void RowScaleSearch::int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out
   bucketPhase(p, eLo);
   const float sp = scalePhase(p);
   const std::size_t nb = start_.size() - 1;
-  pa_.assign(nb + 1, 0);
-  for (std::size_t b = 0; b < nb; ++b) {
-    double sa = 0;
-    for (auto j = start_[b]; j < start_[b + 1]; ++j) sa += a_[j];
-    pa_[b + 1] = pa_[b] + sa;
-  }
   for (int o = o0; o <= o1; ++o) {
     // exponent <= o - 2 means |t| * 2^-o < 0.5: code 0
     const std::size_t zEnd = static_cast<std::size_t>(std::clamp<long>(o - o0 + 1, 0, static_cast<long>(nb)));

@@ -54,6 +54,7 @@ class RowScaleSearch {
   std::vector<std::uint8_t> neg_;
   std::vector<std::uint32_t> keys_, tmpKeys_, idx_, tmpIdx_;
   std::vector<std::int64_t> start_;  // bucket b = exponent - eLo covers [start_[b], start_[b + 1])
+  std::vector<double> prefixA_;      // prefix sums of the sorted |w|
   std::vector<double> pa_, pne_, pnr_;
 };
 

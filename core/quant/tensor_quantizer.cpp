@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <optional>
 
 namespace eq::quant {
 namespace {
@@ -124,30 +125,40 @@ double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions
   return 8.0 * (padded(stream) + padded(scales)) / n;
 }
 
-// Bisection on log(lambda): bits fall as lambda grows. Returns lambda with predicted bits within tol of target,
-// or the end of [lo, hi] when the target lies outside.
+// Solves bits(lambda) = target on log(lambda) by regula falsi with the Illinois rule (bits fall about linearly
+// in log lambda, so this takes a few evaluations where bisection takes a dozen). Returns lambda with bits within
+// tol of the target, or an end of [lo, hi] when the target lies outside.
 double solveLambda(const std::function<double(double)>& bitsAt, double target, double lo, double hi, double tol,
-                   bool& clamped) {
+                   bool& clamped, std::optional<double> bitsLo = {}, std::optional<double> bitsHi = {}) {
   clamped = false;
-  double bLo = bitsAt(lo);
-  if (bLo <= target + tol) {
-    clamped = bLo < target - tol;
+  double f0 = (bitsLo ? *bitsLo : bitsAt(lo)) - target;
+  if (f0 <= tol) {
+    clamped = f0 < -tol;
     return lo;
   }
-  double bHi = bitsAt(hi);
-  if (bHi >= target - tol) {
-    clamped = bHi > target + tol;
+  double f1 = (bitsHi ? *bitsHi : bitsAt(hi)) - target;
+  if (f1 >= -tol) {
+    clamped = f1 > tol;
     return hi;
   }
-  for (int it = 0; it < 60; ++it) {
-    const double mid = std::sqrt(lo * hi);
-    const double b = bitsAt(mid);
-    if (std::fabs(b - target) <= tol) return mid;
-    if (b > target) lo = mid;
-    else hi = mid;
-    if (hi / lo < 1 + 1e-9) break;
+  double x0 = std::log(lo), x1 = std::log(hi), x = x0;
+  int side = 0;
+  for (int it = 0; it < 60 && x1 - x0 > 1e-9; ++it) {
+    x = (x0 * f1 - x1 * f0) / (f1 - f0);
+    if (!(x > x0 && x < x1)) x = 0.5 * (x0 + x1);
+    const double f = bitsAt(std::exp(x)) - target;
+    if (std::fabs(f) <= tol) return std::exp(x);
+    if (f > 0) {
+      x0 = x, f0 = f;
+      if (side == 1) f1 /= 2;
+      side = 1;
+    } else {
+      x1 = x, f1 = f;
+      if (side == -1) f0 /= 2;
+      side = -1;
+    }
   }
-  return std::sqrt(lo * hi);
+  return std::exp(x);
 }
 
 }  // namespace
@@ -186,12 +197,16 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
     const double coarse = solveLambda([&](double l) { return predictBits(m, a, o, l, step, pool); }, o.target.value,
                                       kLambdaMin, kLambdaMax, o.bitsTolerance / 2, clamped);
     t.lambda = coarse;
-    if (step > 1) {
+    if (step > 1 && !clamped) {
+      // On every row: usually the coarse answer is already inside the tolerance; otherwise bracket it and refine.
       auto full = [&](double l) { return predictBits(m, a, o, l, 1, pool); };
-      double lo = std::max(kLambdaMin, coarse / 1.5), hi = std::min(kLambdaMax, coarse * 1.5);
-      while (lo > kLambdaMin && full(lo) < o.target.value) lo = std::max(kLambdaMin, lo / 4);
-      while (hi < kLambdaMax && full(hi) > o.target.value) hi = std::min(kLambdaMax, hi * 4);
-      t.lambda = solveLambda(full, o.target.value, lo, hi, o.bitsTolerance, clamped);
+      const double b = full(coarse);
+      if (std::fabs(b - o.target.value) > o.bitsTolerance) {
+        double lo = coarse, hi = coarse, bLo = b, bHi = b;
+        while (bLo < o.target.value && lo > kLambdaMin) bLo = full(lo = std::max(kLambdaMin, lo / 1.5));
+        while (bHi > o.target.value && hi < kLambdaMax) bHi = full(hi = std::min(kLambdaMax, hi * 1.5));
+        t.lambda = solveLambda(full, o.target.value, lo, hi, o.bitsTolerance, clamped, bLo, bHi);
+      }
     }
     t.targetClamped = clamped;
   }

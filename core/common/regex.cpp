@@ -1,0 +1,39 @@
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "common/regex.h"
+
+#include "common/error.h"
+
+#include <pcre2.h>
+
+namespace eq {
+
+struct Regex::Impl {
+  pcre2_code* code = nullptr;
+  ~Impl() { pcre2_code_free(code); }
+};
+
+Regex::Regex(const std::string& pattern) : pattern_(pattern), impl_(std::make_unique<Impl>()) {
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  impl_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF, &err, &offset,
+                              nullptr);
+  if (!impl_->code) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(err, message, sizeof message);
+    fail(Errc::InvalidArgument, "\"{}\" is not a valid regular expression ({} at offset {})", pattern,
+         reinterpret_cast<const char*>(message), offset);
+  }
+}
+
+Regex::~Regex() = default;
+Regex::Regex(Regex&&) noexcept = default;
+Regex& Regex::operator=(Regex&&) noexcept = default;
+
+bool Regex::search(std::string_view text) const {
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
+  const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, 0, md, nullptr);
+  pcre2_match_data_free(md);
+  return rc >= 0;
+}
+
+}  // namespace eq
