@@ -181,6 +181,23 @@ class TestCli : public QObject {
     QVERIFY(!QFile::exists("x.eqz"));
   }
 
+  void logitsMatchTransformers() {
+    const auto g = eqtest::readJson(eqtest::dataDir() / "golden/logits_golden.json");
+    QStringList ids;
+    for (const auto& i : g["ids"]) ids << QString::number(i.get<int>());
+    const Run r = entquant({"logits", models() + "/tiny-qwen2", "--ids", ids.join(','), "--json"});
+    QCOMPARE(r.code, 0);
+    const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+    const QJsonArray argmax = o["argmax"].toArray();
+    const auto expected = g["models"]["tiny-qwen2"]["argmax"];
+    QCOMPARE(qsizetype(argmax.size()), qsizetype(expected.size()));
+    for (qsizetype i = 0; i < argmax.size(); ++i) QCOMPARE(argmax[i].toInteger(), qint64(expected[i].get<std::int64_t>()));
+    QCOMPARE(o["logits_last"].toArray().size(), 256);
+    const Run bad = entquant({"logits", models() + "/tiny-qwen2", "--ids", "1,x"});
+    QCOMPARE(bad.code, 2);
+    QVERIFY(bad.err.startsWith("entquant logits: --ids expects comma-separated token ids, got \"1,x\""));
+  }
+
   void helpAndVersion() {
     Run r = entquant({"--help"});
     QCOMPARE(r.code, 0);

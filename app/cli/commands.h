@@ -21,5 +21,6 @@ int runInspect(ArgList& args);
 int runCompress(ArgList& args);
 int runVerify(ArgList& args);
 int runDecompress(ArgList& args);
+int runLogits(ArgList& args);
 
 }  // namespace eq::cli

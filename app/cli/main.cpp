@@ -12,7 +12,7 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 4> kCommands{{
+constexpr std::array<Command, 5> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
@@ -25,6 +25,9 @@ constexpr std::array<Command, 4> kCommands{{
      "check every checksum of an .eqz file and decode every tensor", runVerify},
     {"decompress", "decompress FILE.eqz -o DIR [--threads N]",
      "write a HuggingFace folder (bf16 safetensors, config, tokenizer files) from an .eqz file", runDecompress},
+    {"logits", "logits MODEL|FILE.eqz --ids 1,2,3 [--threads N] [--json]",
+     "run the model on token ids: argmax of every position and all logits of the last (Llama, Mistral, Qwen2/3)",
+     runLogits},
 }};
 
 void printHelp(std::FILE* out) {

@@ -1,0 +1,37 @@
+// A decoder-only language model on the CPU: feed token ids (a whole prompt in one batched prefill, or one at a
+// time), get next-token logits. The KV cache holds up to `contextLength` positions. One implementation file per
+// architecture family (llama_family.cpp: Llama 2/3, Mistral, Qwen2/2.5, Qwen3).
+#pragma once
+
+#include "model/weight_source.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace eq::model {
+
+struct LoadOptions {
+  std::int64_t contextLength = 4096;  // KV cache positions (clamped to max_position_embeddings)
+};
+
+class CausalLM {
+ public:
+  virtual ~CausalLM() = default;
+  // Appends `ids` after what the cache holds and returns the logits of every new position ([ids.size()][vocab]).
+  // keepGoing is asked between layers; false throws Error(Cancelled) and leaves the cache as before the call.
+  virtual std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing = {}) = 0;
+  virtual void reset() = 0;
+  virtual std::int64_t position() const = 0;  // tokens in the cache
+  virtual std::int64_t vocabSize() const = 0;
+  virtual std::int64_t contextLength() const = 0;
+  virtual std::uint64_t weightBytes() const = 0;  // in RAM
+};
+
+// Builds the model for the weights' architecture; throws Error(Unsupported) naming it when there is no
+// implementation ("unsupported architecture Gemma2ForCausalLM").
+std::unique_ptr<CausalLM> loadCausalLM(const WeightSource& weights, ThreadPool& pool, const LoadOptions& options = {});
+
+}  // namespace eq::model

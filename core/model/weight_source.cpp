@@ -1,0 +1,143 @@
+#include "model/weight_source.h"
+
+#include "common/error.h"
+#include "common/numerics.h"
+#include "common/thread_pool.h"
+#include "codec/rans.h"
+#include "pipeline/eqz_tools.h"
+
+#include <cstring>
+#include <map>
+
+namespace eq::model {
+namespace {
+
+std::vector<float> toFloats(std::span<const std::byte> b, DType dtype, const std::string& what) {
+  const std::size_t n = b.size() / dtypeSize(dtype);
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (dtype == DType::F32) {
+      std::memcpy(&out[i], b.data() + 4 * i, 4);
+    } else if (dtype == DType::BF16 || dtype == DType::F16) {
+      std::uint16_t h;
+      std::memcpy(&h, b.data() + 2 * i, 2);
+      out[i] = dtype == DType::BF16 ? bf16ToF32(h) : f16ToF32(h);
+    } else {
+      fail(Errc::Unsupported, "{}: dtype {} is not supported for inference", what, dtypeName(dtype));
+    }
+  }
+  return out;
+}
+
+Linear toLinear(std::span<const std::byte> b, DType dtype, const std::vector<std::int64_t>& shape, const std::string& what) {
+  if (shape.size() != 2) fail(Errc::ShapeMismatch, "{}: expected a matrix, got shape {}", what, shapeString(shape));
+  Linear l;
+  l.rows = shape[0];
+  l.cols = shape[1];
+  if (dtype == DType::BF16) {
+    l.kind = Linear::Kind::BF16;
+    l.bf16.resize(b.size() / 2);
+    std::memcpy(l.bf16.data(), b.data(), b.size());
+  } else {
+    l.kind = Linear::Kind::F32;
+    l.f32 = toFloats(b, dtype, what);
+  }
+  return l;
+}
+
+class CheckpointWeights final : public WeightSource {
+ public:
+  explicit CheckpointWeights(std::unique_ptr<ModelSource> src) : src_(std::move(src)) {
+    if (!src_->config()) fail(Errc::BadConfig, "{}: no config.json, so the model cannot be run", src_->input().string());
+  }
+  const ModelConfig& config() const override { return *src_->config(); }
+  bool has(const std::string& name) const override { return src_->find(name) != nullptr; }
+  std::vector<float> floats(const std::string& name) const override {
+    const ModelTensor& t = get(name);
+    return toFloats(src_->data(t), t.info->dtype, what(name));
+  }
+  Linear linear(const std::string& name) const override {
+    const ModelTensor& t = get(name);
+    return toLinear(src_->data(t), t.info->dtype, t.info->shape, what(name));
+  }
+  std::string label() const override { return src_->input().string(); }
+
+ private:
+  std::string what(const std::string& name) const { return fmt::format("{}: tensor \"{}\"", label(), name); }
+  const ModelTensor& get(const std::string& name) const {
+    const ModelTensor* t = src_->find(name);
+    if (!t) fail(Errc::MissingTensor, "{}: the model has no tensor \"{}\"", label(), name);
+    return *t;
+  }
+  std::unique_ptr<ModelSource> src_;
+};
+
+class EqzWeights final : public WeightSource {
+ public:
+  EqzWeights(EqzFile file, ThreadPool& pool) : file_(std::move(file)), pool_(pool) {
+    const auto cfg = eqzModelConfig(file_);
+    if (!cfg) fail(Errc::BadConfig, "{}: holds no config.json, so the model cannot be run", label());
+    config_ = *cfg;
+    for (std::size_t i = 0; i < file_.tensors().size(); ++i) byName_[file_.tensors()[i].name] = i;
+  }
+  const ModelConfig& config() const override { return config_; }
+  bool has(const std::string& name) const override { return byName_.count(name) != 0; }
+  std::vector<float> floats(const std::string& name) const override {
+    DType dt;
+    const auto bytes = decodeTensor(file_, get(name), &pool_, dt);
+    return toFloats(bytes, dt, what(name));
+  }
+  Linear linear(const std::string& name) const override {
+    const EqzTensor& t = get(name);
+    if (t.encoding != "entquant") {
+      DType dt;
+      const auto bytes = decodeTensor(file_, t, &pool_, dt);
+      return toLinear(bytes, dt, t.shape, what(name));
+    }
+    if (t.shape.size() != 2) fail(Errc::ShapeMismatch, "{}: expected a matrix, got shape {}", what(name), shapeString(t.shape));
+    Linear l;
+    l.kind = Linear::Kind::Codes;
+    l.rows = t.shape[0];
+    l.cols = t.shape[1];
+    const auto format = quant::parseCodeFormat(t.codeFormat);
+    if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", what(name), t.codeFormat);
+    l.format = *format;
+    l.codes.resize(static_cast<std::size_t>(l.rows * l.cols));
+    codec::ransDecode(file_.bytes(*t.section("stream")), l.codes, what(name), &pool_);
+    const auto sb = file_.bytes(*t.section("scales"));
+    if (sb.size() != static_cast<std::size_t>(l.rows) * 2) fail(Errc::Corrupt, "{}: scale count mismatch", what(name));
+    l.scales.resize(static_cast<std::size_t>(l.rows));
+    for (std::int64_t r = 0; r < l.rows; ++r) {
+      std::uint16_t h;
+      std::memcpy(&h, sb.data() + 2 * r, 2);
+      l.scales[static_cast<std::size_t>(r)] = bf16ToF32(h);
+    }
+    return l;
+  }
+  std::string label() const override { return file_.path().string(); }
+
+ private:
+  std::string what(const std::string& name) const { return fmt::format("{}: tensor \"{}\"", label(), name); }
+  const EqzTensor& get(const std::string& name) const {
+    const auto it = byName_.find(name);
+    if (it == byName_.end()) fail(Errc::MissingTensor, "{}: the model has no tensor \"{}\"", label(), name);
+    const EqzTensor& t = file_.tensors()[it->second];
+    for (const auto& [key, s] : t.sections)
+      if (xxh3(file_.bytes(s)) != s.xxh3)
+        fail(Errc::Corrupt, "{}: section \"{}\" fails its checksum; the file is corrupt", what(name), key);
+    return t;
+  }
+  EqzFile file_;
+  ThreadPool& pool_;
+  ModelConfig config_;
+  std::map<std::string, std::size_t> byName_;
+};
+
+}  // namespace
+
+std::unique_ptr<WeightSource> WeightSource::open(const std::filesystem::path& path, ThreadPool& pool) {
+  if (isEqzPath(path)) return std::make_unique<EqzWeights>(EqzFile::open(path), pool);
+  return std::make_unique<CheckpointWeights>(ModelSource::open(path));
+}
+
+}  // namespace eq::model

@@ -1,0 +1,122 @@
+// The CPU inference engine against HF transformers (float32 logits of every position for the tiny fixtures,
+// tests/data/golden/logits_golden.json), KV-cache decoding equal to a full prefill, .eqz weights (FP8 codes)
+// against their decompressed bf16 folder, and the error paths.
+#include "common/thread_pool.h"
+#include "format/archive.h"
+#include "model/causal_lm.h"
+#include "pipeline/compress.h"
+#include "pipeline/eqz_tools.h"
+#include "test_util.h"
+
+#include <cmath>
+
+using namespace eq;
+using namespace eq::model;
+
+namespace {
+
+double relL2(const float* a, const float* b, std::size_t n) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(b[i]) * b[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::int64_t argmax(const float* row, std::int64_t n) { return std::max_element(row, row + n) - row; }
+
+}  // namespace
+
+class TestInference : public QObject {
+  Q_OBJECT
+  nlohmann::json golden_;
+  ThreadPool pool_{2};
+  std::vector<std::int32_t> ids_;
+
+ private slots:
+  void initTestCase() {
+    golden_ = eqtest::readJson(eqtest::dataDir() / "golden/logits_golden.json");
+    ids_ = golden_["ids"].get<std::vector<std::int32_t>>();
+  }
+
+  void matchesTransformers_data() {
+    QTest::addColumn<QString>("name");
+    for (const char* m : {"tiny-llama", "tiny-llama-sharded", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"})
+      QTest::newRow(m) << QString(m);
+  }
+  void matchesTransformers() {
+    QFETCH(QString, name);
+    const auto& g = golden_["models"][name.toStdString()];
+    const auto ws = WeightSource::open(eqtest::dataDir() / "models" / name.toStdString(), pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    const auto logits = lm->forward(ids_);
+    const std::int64_t v = lm->vocabSize();
+    const auto argmaxes = g["argmax"].get<std::vector<std::int64_t>>();
+    for (std::size_t i = 0; i < ids_.size(); ++i) {
+      const auto ref = g["logits"][i].get<std::vector<float>>();
+      QVERIFY2(relL2(logits.data() + i * v, ref.data(), ref.size()) < 1e-5,
+               qPrintable(QString("position %1: rel L2 %2").arg(i).arg(relL2(logits.data() + i * v, ref.data(), ref.size()))));
+      QCOMPARE(argmax(logits.data() + i * v, v), argmaxes[i]);
+    }
+  }
+
+  void cachedDecodingEqualsPrefill_data() {
+    QTest::addColumn<QString>("name");
+    QTest::newRow("llama") << "tiny-llama";
+    QTest::newRow("qwen3") << "tiny-qwen3";
+  }
+  void cachedDecodingEqualsPrefill() {
+    QFETCH(QString, name);
+    const auto ws = WeightSource::open(eqtest::dataDir() / "models" / name.toStdString(), pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    const auto full = lm->forward(ids_);
+    lm->reset();
+    const std::int64_t v = lm->vocabSize();
+    std::vector<float> stepwise = lm->forward(std::span(ids_).first(12));
+    for (std::size_t i = 12; i < ids_.size(); ++i) {
+      const auto one = lm->forward(std::span(ids_).subspan(i, 1));
+      stepwise.insert(stepwise.end(), one.begin(), one.end());
+    }
+    QCOMPARE(lm->position(), std::int64_t(ids_.size()));
+    for (std::size_t i = 0; i < ids_.size(); ++i)
+      QVERIFY(relL2(stepwise.data() + i * v, full.data() + i * v, std::size_t(v)) < 1e-6);
+  }
+
+  void eqzRunsLikeItsDecompressedWeights() {
+    TempDir tmp("eq-test");
+    const auto src = ModelSource::open(eqtest::dataDir() / "models/tiny-llama");
+    CompressOptions o;
+    o.target = {quant::RateTarget::Mode::Bits, 4.0};
+    compressModel(*src, tmp.path() / "m.eqz", o);
+    decompressEqz(EqzFile::open(tmp.path() / "m.eqz"), tmp.path() / "dec", pool_);
+    const auto a = loadCausalLM(*WeightSource::open(tmp.path() / "m.eqz", pool_), pool_)->forward(ids_);
+    const auto b = loadCausalLM(*WeightSource::open(tmp.path() / "dec", pool_), pool_)->forward(ids_);
+    // Codes are multiplied with their row scale after the dot product instead of rounding each weight to bf16
+    // first, so the two differ by rounding only.
+    QVERIFY(relL2(a.data(), b.data(), a.size()) < 1e-2);
+    const auto ws = WeightSource::open(tmp.path() / "m.eqz", pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    QVERIFY(lm->weightBytes() < loadCausalLM(*WeightSource::open(tmp.path() / "dec", pool_), pool_)->weightBytes());
+  }
+
+  void errors() {
+    const auto phi = WeightSource::open(eqtest::dataDir() / "models/tiny-phi3", pool_);
+    EQ_EXPECT_ERROR(loadCausalLM(*phi, pool_), Errc::Unsupported,
+                    (eqtest::dataDir() / "models/tiny-phi3").string() +
+                        ": unsupported architecture Phi3ForCausalLM (supported so far: Llama, Mistral, Qwen2, Qwen3)");
+    const auto ws = WeightSource::open(eqtest::dataDir() / "models/tiny-llama", pool_);
+    LoadOptions lo;
+    lo.contextLength = 8;
+    const auto lm = loadCausalLM(*ws, pool_, lo);
+    EQ_EXPECT_ERROR(lm->forward(ids_), Errc::InvalidArgument,
+                    "context full: 0 tokens in the cache + 20 new exceed the context length 8");
+    const std::vector<std::int32_t> bad{1, 256};
+    EQ_EXPECT_ERROR(lm->forward(bad), Errc::InvalidArgument, "token id 256 is outside the vocabulary (0..255)");
+    EQ_EXPECT_ERROR(lm->forward(std::span(ids_).first(3), [] { return false; }), Errc::Cancelled, "generation cancelled");
+    QCOMPARE(lm->position(), std::int64_t(0));  // a failed or cancelled call leaves the cache as it was
+  }
+};
+
+QTEST_MAIN(TestInference)
+#include "test_inference.moc"
