@@ -42,7 +42,8 @@ class TestInference : public QObject {
 
   void matchesTransformers_data() {
     QTest::addColumn<QString>("name");
-    for (const char* m : {"tiny-llama", "tiny-llama-sharded", "tiny-mistral", "tiny-qwen2", "tiny-qwen3"})
+    for (const char* m : {"tiny-llama", "tiny-llama-sharded", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-phi3",
+                          "tiny-mixtral", "tiny-gemma2"})
       QTest::newRow(m) << QString(m);
   }
   void matchesTransformers() {
@@ -65,6 +66,8 @@ class TestInference : public QObject {
     QTest::addColumn<QString>("name");
     QTest::newRow("llama") << "tiny-llama";
     QTest::newRow("qwen3") << "tiny-qwen3";
+    QTest::newRow("gemma2") << "tiny-gemma2";
+    QTest::newRow("mixtral") << "tiny-mixtral";
   }
   void cachedDecodingEqualsPrefill() {
     QFETCH(QString, name);
@@ -101,10 +104,16 @@ class TestInference : public QObject {
   }
 
   void errors() {
-    const auto phi = WeightSource::open(eqtest::dataDir() / "models/tiny-phi3", pool_);
-    EQ_EXPECT_ERROR(loadCausalLM(*phi, pool_), Errc::Unsupported,
-                    (eqtest::dataDir() / "models/tiny-phi3").string() +
-                        ": unsupported architecture Phi3ForCausalLM (supported so far: Llama, Mistral, Qwen2, Qwen3)");
+    TempDir tmp("eq-test");
+    std::filesystem::copy_file(eqtest::dataDir() / "models/tiny-llama/model.safetensors", tmp.path() / "model.safetensors");
+    auto cfg = eqtest::readJson(eqtest::dataDir() / "models/tiny-llama/config.json");
+    cfg["model_type"] = "falcon";
+    cfg["architectures"] = {"FalconForCausalLM"};
+    eqtest::writeFile(tmp.path() / "config.json", cfg.dump());
+    const auto falcon = WeightSource::open(tmp.path(), pool_);
+    EQ_EXPECT_ERROR(loadCausalLM(*falcon, pool_), Errc::Unsupported,
+                    tmp.path().string() + ": unsupported architecture FalconForCausalLM (supported: Llama, Mistral, "
+                    "Qwen2, Qwen3, Phi-3, Mixtral, Gemma, Gemma 2)");
     const auto ws = WeightSource::open(eqtest::dataDir() / "models/tiny-llama", pool_);
     LoadOptions lo;
     lo.contextLength = 8;

@@ -26,7 +26,7 @@ constexpr std::array<Command, 5> kCommands{{
     {"decompress", "decompress FILE.eqz -o DIR [--threads N]",
      "write a HuggingFace folder (bf16 safetensors, config, tokenizer files) from an .eqz file", runDecompress},
     {"logits", "logits MODEL|FILE.eqz --ids 1,2,3 [--threads N] [--json]",
-     "run the model on token ids: argmax of every position and all logits of the last (Llama, Mistral, Qwen2/3)",
+     "run the model on token ids: argmax of every position and all logits of the last (Llama, Mistral, Qwen2/3, Phi-3, Mixtral, Gemma 1/2)",
      runLogits},
 }};
 

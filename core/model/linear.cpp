@@ -79,6 +79,23 @@ void Linear::forward(const float* x, std::int64_t n, float* y, ThreadPool& pool)
   });
 }
 
+Linear Linear::sliceRows(std::int64_t r0, std::int64_t r1) const {
+  Linear l;
+  l.kind = kind;
+  l.format = format;
+  l.rows = r1 - r0;
+  l.cols = cols;
+  const auto b = static_cast<std::size_t>(r0 * cols), e = static_cast<std::size_t>(r1 * cols);
+  if (kind == Kind::F32) l.f32.assign(f32.begin() + b, f32.begin() + e);
+  if (kind == Kind::BF16) l.bf16.assign(bf16.begin() + b, bf16.begin() + e);
+  if (kind == Kind::Codes) {
+    l.codes.assign(codes.begin() + b, codes.begin() + e);
+    l.scales.assign(scales.begin() + r0, scales.begin() + r1);
+  }
+  if (!bias.empty()) l.bias.assign(bias.begin() + r0, bias.begin() + r1);
+  return l;
+}
+
 std::uint64_t Linear::bytes() const {
   return f32.size() * 4 + bf16.size() * 2 + codes.size() + scales.size() * 2 + bias.size() * 4;
 }

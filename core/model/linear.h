@@ -32,6 +32,8 @@ struct Linear {
   // Y[n][rows] = X[n][cols] * W^T (+ bias).
   void forward(const float* x, std::int64_t n, float* y, ThreadPool& pool) const;
   std::uint64_t bytes() const;
+  // Rows [r0, r1) as a matrix of their own (splits fused projections such as qkv_proj and gate_up_proj).
+  Linear sliceRows(std::int64_t r0, std::int64_t r1) const;
 };
 
 }  // namespace eq::model

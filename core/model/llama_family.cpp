@@ -1,5 +1,8 @@
-// Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5 (q/k/v bias), Qwen3 (per-head q/k RMSNorm): pre-norm decoder blocks with
-// RMSNorm, rotary attention with grouped KV heads, and a SiLU-gated MLP. Matches HF transformers in float32.
+// Llama 2/3/3.1/3.2, Mistral, Qwen2/2.5 (q/k/v bias), Qwen3 (per-head q/k RMSNorm), Phi-3 (fused qkv_proj and
+// gate_up_proj), Mixtral (sparse MoE MLP, top-k of softmax routing) and Gemma / Gemma 2 ((1 + w) RMSNorm,
+// embeddings scaled by sqrt(hidden), GeGLU, Gemma 2's sandwich norms, logit soft-capping and alternating sliding
+// window): pre-norm decoder blocks with RMSNorm, rotary attention with grouped KV heads, gated MLPs.
+// Matches HF transformers in float32.
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "model/causal_lm.h"
@@ -7,15 +10,24 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
 namespace eq::model {
 namespace {
 
+struct Expert {
+  Linear gate, up, down;  // Mixtral's w1, w3, w2
+};
+
 struct Block {
   std::vector<float> inputNorm, postNorm, qNorm, kNorm;
+  std::vector<float> preFfnNorm, postFfnNorm;  // Gemma 2: postNorm follows attention, these wrap the MLP
+  std::optional<std::int64_t> window;          // sliding window of this layer
   Linear q, k, v, o, gate, up, down;
+  Linear router;                // MoE only
+  std::vector<Expert> experts;  // MoE only
 };
 
 void rmsNorm(const float* x, const float* w, std::int64_t n, double eps, float* out) {
@@ -29,12 +41,16 @@ class LlamaFamily final : public CausalLM {
  public:
   LlamaFamily(const WeightSource& ws, ThreadPool& pool, const LoadOptions& o)
       : cfg_(ws.config()), pool_(pool), rope_(cfg_.rope, cfg_.headDim, cfg_.maxPositions, ws.label()) {
+    gemma_ = cfg_.modelType == "gemma" || cfg_.modelType == "gemma2";
+    gelu_ = cfg_.hiddenAct.starts_with("gelu");
+    attnScale_ = 1.0f / std::sqrt(static_cast<float>(cfg_.queryPreAttnScalar > 0 ? cfg_.queryPreAttnScalar
+                                                                                 : static_cast<double>(cfg_.headDim)));
     ctx_ = cfg_.maxPositions > 0 ? std::min(o.contextLength, cfg_.maxPositions) : o.contextLength;
     embed_ = ws.linear("model.embed_tokens.weight");
     if (embed_.rows != cfg_.vocabSize || embed_.cols != cfg_.hiddenSize)
       fail(Errc::ShapeMismatch, "{}: model.embed_tokens.weight is [{}, {}], config says [{}, {}]", ws.label(),
            embed_.rows, embed_.cols, cfg_.vocabSize, cfg_.hiddenSize);
-    finalNorm_ = ws.floats("model.norm.weight");
+    finalNorm_ = norm(ws, "model.norm.weight");
     if (ws.has("lm_head.weight")) lmHead_ = ws.linear("lm_head.weight");
     else if (!cfg_.tieWordEmbeddings)
       fail(Errc::MissingTensor, "{}: no lm_head.weight and the embeddings are not tied", ws.label());
@@ -53,6 +69,10 @@ class LlamaFamily final : public CausalLM {
       if (ids[i] < 0 || ids[i] >= cfg_.vocabSize)
         fail(Errc::InvalidArgument, "token id {} is outside the vocabulary (0..{})", ids[i], cfg_.vocabSize - 1);
       embed_.row(ids[i], x.data() + i * h);
+      if (gemma_) {  // HF multiplies by sqrt(hidden) rounded to the activation dtype (float32 here)
+        const float s = static_cast<float>(std::sqrt(static_cast<double>(h)));
+        for (std::int64_t t = 0; t < h; ++t) x[i * h + t] *= s;
+      }
     }
     for (std::size_t l = 0; l < blocks_.size(); ++l) {
       if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "generation cancelled");
@@ -62,6 +82,10 @@ class LlamaFamily final : public CausalLM {
     for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, finalNorm_.data(), h, cfg_.normEps, normed.data() + i * h);
     std::vector<float> logits(static_cast<std::size_t>(n * cfg_.vocabSize));
     (lmHead_.empty() ? embed_ : lmHead_).forward(normed.data(), n, logits.data(), pool_);
+    if (cfg_.finalLogitSoftcap > 0) {
+      const float cap = static_cast<float>(cfg_.finalLogitSoftcap);
+      for (auto& v : logits) v = std::tanh(v / cap) * cap;
+    }
     pos_ += n;
     return logits;
   }
@@ -72,32 +96,71 @@ class LlamaFamily final : public CausalLM {
   std::int64_t contextLength() const override { return ctx_; }
   std::uint64_t weightBytes() const override {
     std::uint64_t b = embed_.bytes() + lmHead_.bytes();
-    for (const auto& k : blocks_)
+    for (const auto& k : blocks_) {
       b += k.q.bytes() + k.k.bytes() + k.v.bytes() + k.o.bytes() + k.gate.bytes() + k.up.bytes() + k.down.bytes();
+      for (const auto& e : k.experts) b += e.gate.bytes() + e.up.bytes() + e.down.bytes();
+    }
     return b;
   }
 
  private:
+  // Gemma's RMSNorm scales by (1 + w): fold the 1 in once at load.
+  std::vector<float> norm(const WeightSource& ws, const std::string& name) const {
+    std::vector<float> w = ws.floats(name);
+    if (gemma_)
+      for (auto& x : w) x += 1.0f;
+    return w;
+  }
+
   Block loadBlock(const WeightSource& ws, std::int64_t l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     Block b;
-    b.inputNorm = ws.floats(p + "input_layernorm.weight");
-    b.postNorm = ws.floats(p + "post_attention_layernorm.weight");
+    b.inputNorm = norm(ws, p + "input_layernorm.weight");
+    b.postNorm = norm(ws, p + "post_attention_layernorm.weight");
+    if (ws.has(p + "pre_feedforward_layernorm.weight")) {
+      b.preFfnNorm = norm(ws, p + "pre_feedforward_layernorm.weight");
+      b.postFfnNorm = norm(ws, p + "post_feedforward_layernorm.weight");
+    }
+    const bool sliding = cfg_.layerTypes.empty() ? cfg_.slidingWindow.has_value()
+                                                 : cfg_.layerTypes[static_cast<std::size_t>(l)] == "sliding_attention";
+    if (sliding && cfg_.slidingWindow) b.window = cfg_.slidingWindow;
     auto lin = [&](const std::string& name) {
       Linear w = ws.linear(p + name + ".weight");
       if (ws.has(p + name + ".bias")) w.bias = ws.floats(p + name + ".bias");
       return w;
     };
-    b.q = lin("self_attn.q_proj");
-    b.k = lin("self_attn.k_proj");
-    b.v = lin("self_attn.v_proj");
+    const std::int64_t qd0 = cfg_.numHeads * cfg_.headDim, kvd0 = cfg_.numKvHeads * cfg_.headDim;
+    if (ws.has(p + "self_attn.qkv_proj.weight")) {  // Phi-3: rows are q, then k, then v
+      const Linear qkv = lin("self_attn.qkv_proj");
+      if (qkv.rows != qd0 + 2 * kvd0) fail(Errc::ShapeMismatch, "{}: layer {} qkv_proj has {} rows", ws.label(), l, qkv.rows);
+      b.q = qkv.sliceRows(0, qd0);
+      b.k = qkv.sliceRows(qd0, qd0 + kvd0);
+      b.v = qkv.sliceRows(qd0 + kvd0, qd0 + 2 * kvd0);
+    } else {
+      b.q = lin("self_attn.q_proj");
+      b.k = lin("self_attn.k_proj");
+      b.v = lin("self_attn.v_proj");
+    }
     b.o = lin("self_attn.o_proj");
-    b.gate = lin("mlp.gate_proj");
-    b.up = lin("mlp.up_proj");
-    b.down = lin("mlp.down_proj");
+    if (ws.has(p + "block_sparse_moe.gate.weight")) {  // Mixtral
+      b.router = lin("block_sparse_moe.gate");
+      for (std::int64_t e = 0; e < b.router.rows; ++e) {
+        const std::string x = fmt::format("block_sparse_moe.experts.{}.", e);
+        b.experts.push_back({lin(x + "w1"), lin(x + "w3"), lin(x + "w2")});
+      }
+    } else if (ws.has(p + "mlp.gate_up_proj.weight")) {  // Phi-3: gate rows, then up rows
+      const Linear gu = lin("mlp.gate_up_proj");
+      b.gate = gu.sliceRows(0, gu.rows / 2);
+      b.up = gu.sliceRows(gu.rows / 2, gu.rows);
+      b.down = lin("mlp.down_proj");
+    } else {
+      b.gate = lin("mlp.gate_proj");
+      b.up = lin("mlp.up_proj");
+      b.down = lin("mlp.down_proj");
+    }
     if (cfg_.qkNorm) {
-      b.qNorm = ws.floats(p + "self_attn.q_norm.weight");
-      b.kNorm = ws.floats(p + "self_attn.k_norm.weight");
+      b.qNorm = norm(ws, p + "self_attn.q_norm.weight");
+      b.kNorm = norm(ws, p + "self_attn.k_norm.weight");
     }
     const std::int64_t qd = cfg_.numHeads * cfg_.headDim, kvd = cfg_.numKvHeads * cfg_.headDim;
     if (b.q.rows != qd || b.k.rows != kvd || b.v.rows != kvd || b.o.cols != qd || b.q.cols != cfg_.hiddenSize)
@@ -133,12 +196,12 @@ class LlamaFamily final : public CausalLM {
     }
     // Causal attention (sliding window when configured), grouped KV heads; heads x positions in parallel.
     std::vector<float> attn(static_cast<std::size_t>(n * qd));
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const float scale = attnScale_, softcap = static_cast<float>(cfg_.attnLogitSoftcap);
     const std::int64_t group = nh / nkv;
     pool_.parallelFor(static_cast<std::size_t>(n * nh), [&](std::size_t task) {
       const std::int64_t i = static_cast<std::int64_t>(task) / nh, hh = static_cast<std::int64_t>(task) % nh;
       const std::int64_t p = pos_ + i, kvh = hh / group;
-      const std::int64_t first = cfg_.slidingWindow ? std::max<std::int64_t>(0, p - *cfg_.slidingWindow + 1) : 0;
+      const std::int64_t first = b.window ? std::max<std::int64_t>(0, p - *b.window + 1) : 0;
       const float* qh = q.data() + i * qd + hh * hd;
       std::vector<float> s(static_cast<std::size_t>(p - first + 1));
       float mx = -INFINITY;
@@ -146,8 +209,10 @@ class LlamaFamily final : public CausalLM {
         const float* kh = kc + j * kvd + kvh * hd;
         float d = 0;
         for (std::int64_t t = 0; t < hd; ++t) d += qh[t] * kh[t];
-        s[j - first] = d * scale;
-        mx = std::max(mx, s[j - first]);
+        float sc = d * scale;
+        if (softcap > 0) sc = std::tanh(sc / softcap) * softcap;
+        s[j - first] = sc;
+        mx = std::max(mx, sc);
       }
       float sum = 0;
       for (auto& e : s) sum += (e = std::exp(e - mx));
@@ -161,20 +226,67 @@ class LlamaFamily final : public CausalLM {
     });
     std::vector<float> o(x.size());
     b.o.forward(attn.data(), n, o.data(), pool_);
+    const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
+    if (sandwich)
+      for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postNorm.data(), h, cfg_.normEps, o.data() + i * h);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
-    // MLP: down(silu(gate(x)) * up(x))
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, b.postNorm.data(), h, cfg_.normEps, xn.data() + i * h);
-    const std::int64_t inter = b.gate.rows;
-    std::vector<float> g(static_cast<std::size_t>(n * inter)), u(g.size());
-    b.gate.forward(xn.data(), n, g.data(), pool_);
-    b.up.forward(xn.data(), n, u.data(), pool_);
-    for (std::size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-    b.down.forward(g.data(), n, o.data(), pool_);
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    const auto& ffnNorm = sandwich ? b.preFfnNorm : b.postNorm;
+    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+    if (b.experts.empty()) {
+      gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data());
+      if (sandwich)
+        for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postFfnNorm.data(), h, cfg_.normEps, o.data() + i * h);
+      for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    } else {
+      moe(b, xn, n, x);
+    }
+  }
+
+  float activation(float g) const {
+    if (!gelu_) return g / (1.0f + std::exp(-g));  // SiLU
+    // gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    return 0.5f * g * (1.0f + std::tanh(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  }
+
+  // down(silu(gate(x)) * up(x)) for n tokens
+  void gatedMlp(const Linear& gate, const Linear& up, const Linear& down, const float* xn, std::int64_t n, float* out) {
+    std::vector<float> g(static_cast<std::size_t>(n * gate.rows)), u(g.size());
+    gate.forward(xn, n, g.data(), pool_);
+    up.forward(xn, n, u.data(), pool_);
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
+    down.forward(g.data(), n, out, pool_);
+  }
+
+  // Mixtral: softmax over the router logits, the top-k experts re-weighted to sum to 1.
+  void moe(const Block& b, const std::vector<float>& xn, std::int64_t n, std::vector<float>& x) {
+    const std::int64_t h = cfg_.hiddenSize, ne = b.router.rows;
+    const std::int64_t k = std::max<std::int64_t>(1, std::min(cfg_.expertsPerToken, ne));
+    std::vector<float> logits(static_cast<std::size_t>(n * ne)), out(static_cast<std::size_t>(h));
+    b.router.forward(xn.data(), n, logits.data(), pool_);
+    for (std::int64_t i = 0; i < n; ++i) {
+      float* r = logits.data() + i * ne;
+      const float mx = *std::max_element(r, r + ne);
+      float sum = 0;
+      for (std::int64_t e = 0; e < ne; ++e) sum += (r[e] = std::exp(r[e] - mx));
+      for (std::int64_t e = 0; e < ne; ++e) r[e] /= sum;
+      std::vector<std::int64_t> order(static_cast<std::size_t>(ne));
+      for (std::int64_t e = 0; e < ne; ++e) order[e] = e;
+      std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](auto a, auto c) { return r[a] > r[c]; });
+      float top = 0;
+      for (std::int64_t j = 0; j < k; ++j) top += r[order[j]];
+      for (std::int64_t j = 0; j < k; ++j) {
+        const Expert& ex = b.experts[static_cast<std::size_t>(order[j])];
+        gatedMlp(ex.gate, ex.up, ex.down, xn.data() + i * h, 1, out.data());
+        const float w = r[order[j]] / top;
+        for (std::int64_t t = 0; t < h; ++t) x[i * h + t] += w * out[t];
+      }
+    }
   }
 
   ModelConfig cfg_;
   ThreadPool& pool_;
+  bool gemma_ = false, gelu_ = false;
+  float attnScale_ = 1.0f;
   Rope rope_;
   std::int64_t ctx_ = 0, pos_ = 0;
   Linear embed_, lmHead_;
@@ -187,10 +299,10 @@ class LlamaFamily final : public CausalLM {
 
 std::unique_ptr<CausalLM> loadCausalLM(const WeightSource& ws, ThreadPool& pool, const LoadOptions& options) {
   const std::string& type = ws.config().modelType;
-  if (type == "llama" || type == "mistral" || type == "qwen2" || type == "qwen3")
-    return std::make_unique<LlamaFamily>(ws, pool, options);
-  fail(Errc::Unsupported, "{}: unsupported architecture {} (supported so far: Llama, Mistral, Qwen2, Qwen3)",
-       ws.label(), ws.config().architecture());
+  for (const char* t : {"llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "gemma", "gemma2"})
+    if (type == t) return std::make_unique<LlamaFamily>(ws, pool, options);
+  fail(Errc::Unsupported, "{}: unsupported architecture {} (supported: Llama, Mistral, Qwen2, Qwen3, Phi-3, Mixtral, "
+       "Gemma, Gemma 2)", ws.label(), ws.config().architecture());
 }
 
 }  // namespace eq::model
