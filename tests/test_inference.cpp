@@ -103,6 +103,30 @@ class TestInference : public QObject {
     QVERIFY(lm->weightBytes() < loadCausalLM(*WeightSource::open(tmp.path() / "dec", pool_), pool_)->weightBytes());
   }
 
+  void compressedDecodingEqualsPrefill_data() {
+    QTest::addColumn<QString>("format");
+    QTest::newRow("fp8") << "fp8";
+    QTest::newRow("int8") << "int8";
+  }
+  void compressedDecodingEqualsPrefill() {
+    // One token at a time uses the fused code x activation kernels; a prefill decodes rows first. Same numbers.
+    QFETCH(QString, format);
+    TempDir tmp("eq-test");
+    const auto src = ModelSource::open(eqtest::dataDir() / "models/tiny-qwen3");
+    CompressOptions o;
+    o.format = *quant::parseCodeFormat(format.toStdString());
+    compressModel(*src, tmp.path() / "m.eqz", o);
+    const auto ws = WeightSource::open(tmp.path() / "m.eqz", pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    const auto full = lm->forward(ids_);
+    lm->reset();
+    const std::int64_t v = lm->vocabSize();
+    for (std::size_t i = 0; i < ids_.size(); ++i) {
+      const auto one = lm->forward(std::span(ids_).subspan(i, 1));
+      QVERIFY(relL2(one.data(), full.data() + i * v, std::size_t(v)) < 1e-5);
+    }
+  }
+
   void errors() {
     TempDir tmp("eq-test");
     std::filesystem::copy_file(eqtest::dataDir() / "models/tiny-llama/model.safetensors", tmp.path() / "model.safetensors");
