@@ -10,6 +10,7 @@ PACKAGES=(
   libarchive-dev                         # model archives in (.zip/.tar.*), bundles out
   nlohmann-json3-dev libfmt-dev          # JSON headers/configs, formatting (g++ 12 has no <format>)
   libpcre2-dev libxxhash-dev libzstd-dev # tokenizer regexes, section checksums, compression
+  libutf8proc-dev                        # Unicode normalization (NFC/NFKC) for tokenizers
 )
 
 missing=()

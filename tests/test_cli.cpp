@@ -198,6 +198,21 @@ class TestCli : public QObject {
     QVERIFY(bad.err.startsWith("entquant logits: --ids expects comma-separated token ids, got \"1,x\""));
   }
 
+  void tokenizeMatchesHf() {
+    const auto g = eqtest::readJson(eqtest::dataDir() / "tokenizers/tokenizer_golden.json");
+    const auto& c = g["qwen2"][4];
+    const QString dir = QString::fromStdString((eqtest::dataDir() / "tokenizers/qwen2").string());
+    const Run r = entquant({"tokenize", dir, "--text", eqtest::q(c["text"].get<std::string>()), "--json"});
+    QCOMPARE(r.code, 0);
+    const QJsonArray ids = QJsonDocument::fromJson(r.out).object()["ids"].toArray();
+    const auto expected = c["ids"].get<std::vector<int>>();
+    QCOMPARE(qsizetype(ids.size()), qsizetype(expected.size()));
+    for (qsizetype i = 0; i < ids.size(); ++i) QCOMPARE(ids[i].toInt(), expected[i]);
+    const Run missing = entquant({"tokenize", models() + "/tiny-llama", "--text", "x"});
+    QCOMPARE(missing.code, 1);
+    QVERIFY(missing.err.contains("no tokenizer.json in the model folder"));
+  }
+
   void helpAndVersion() {
     Run r = entquant({"--help"});
     QCOMPARE(r.code, 0);

@@ -22,5 +22,6 @@ int runCompress(ArgList& args);
 int runVerify(ArgList& args);
 int runDecompress(ArgList& args);
 int runLogits(ArgList& args);
+int runTokenize(ArgList& args);
 
 }  // namespace eq::cli

@@ -12,7 +12,7 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 5> kCommands{{
+constexpr std::array<Command, 6> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
@@ -28,6 +28,8 @@ constexpr std::array<Command, 5> kCommands{{
     {"logits", "logits MODEL|FILE.eqz --ids 1,2,3 [--threads N] [--json]",
      "run the model on token ids: argmax of every position and all logits of the last (Llama, Mistral, Qwen2/3, Phi-3, Mixtral, Gemma 1/2)",
      runLogits},
+    {"tokenize", "tokenize MODEL|FILE.eqz|tokenizer.json --text TEXT [--no-special] [--json]",
+     "token ids of a text with the model's own tokenizer (BPE tokenizer.json)", runTokenize},
 }};
 
 void printHelp(std::FILE* out) {

@@ -1,10 +1,12 @@
-// A compiled PCRE2 regular expression (UTF-8, Perl syntax). Used for --layer-bits rules now and the tokenizer's
+// A compiled PCRE2 regular expression (UTF-8, Unicode properties for \\p{L}, \\s, ...; Perl syntax; JIT when available). Used for --layer-bits rules now and the tokenizer's
 // pre-tokenization patterns later; std::regex is slower and trips GCC 12 warnings under the sanitizers.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace eq {
 
@@ -18,6 +20,9 @@ class Regex {
 
   // True when the pattern matches anywhere in `text`.
   bool search(std::string_view text) const;
+  // Every non-overlapping match, left to right, as [begin, end) byte offsets (an empty match advances one
+  // character).
+  std::vector<std::pair<std::size_t, std::size_t>> findAll(std::string_view text) const;
   const std::string& pattern() const { return pattern_; }
 
  private:

@@ -1,0 +1,40 @@
+// HuggingFace tokenizer.json, BPE models: added/special tokens split out first, normalizers (NFC, NFKC, Replace,
+// Prepend, Sequence), pre-tokenizers (Split by the file's own regex through PCRE2, ByteLevel, Metaspace,
+// Sequence), BPE with merges in either spelling, ignore_merges and byte_fallback, the TemplateProcessing
+// post-processor, and decoders (ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, Sequence).
+// Checked against HF `tokenizers` on tokenizers of several styles (tests/data/tokenizers).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace eq::text {
+
+class Tokenizer {
+ public:
+  // Throws Error naming the file: InvalidJson, or Unsupported for a model / component this build does not know.
+  static Tokenizer fromFile(const std::filesystem::path& path);
+  static Tokenizer fromJson(const nlohmann::json& json, const std::string& label);
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+
+  // addSpecialTokens applies the post-processor (e.g. a BOS token). Throws Error(InvalidArgument) for invalid UTF-8.
+  std::vector<std::int32_t> encode(const std::string& text, bool addSpecialTokens = true) const;
+  std::string decode(const std::vector<std::int32_t>& ids, bool skipSpecialTokens = false) const;
+  std::int64_t vocabSize() const;
+  std::int32_t tokenId(const std::string& token) const;  // -1 when absent
+  std::string token(std::int32_t id) const;              // "" when absent
+
+ private:
+  struct Impl;
+  Tokenizer();
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace eq::text
