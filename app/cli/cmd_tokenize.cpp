@@ -1,41 +1,12 @@
 // entquant tokenize MODEL|FILE.eqz|tokenizer.json --text TEXT [--no-special] [--json]
 #include "cli/commands.h"
-#include "common/error.h"
-#include "format/eqz.h"
-#include "format/model_config.h"
-#include "text/tokenizer.h"
+#include "pipeline/lm.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace eq::cli {
-namespace {
-
-// The model's tokenizer: tokenizer.json in a folder, embedded in an .eqz file, or the file itself.
-text::Tokenizer loadTokenizer(const std::filesystem::path& path) {
-  if (isEqzPath(path)) {
-    const EqzFile f = EqzFile::open(path);
-    const EqzSection* s = f.file("tokenizer.json");
-    if (!s) fail(Errc::NotFound, "{}: holds no tokenizer.json", path.string());
-    const auto b = f.bytes(*s);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(reinterpret_cast<const char*>(b.data()), reinterpret_cast<const char*>(b.data()) + b.size());
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(Errc::InvalidJson, "{} (embedded tokenizer.json): not valid JSON (error at byte {})", path.string(), e.byte);
-    }
-    return text::Tokenizer::fromJson(j, path.string() + " (embedded tokenizer.json)");
-  }
-  if (std::filesystem::is_directory(path)) {
-    if (!std::filesystem::exists(path / "tokenizer.json"))
-      fail(Errc::NotFound, "{}: no tokenizer.json in the model folder", path.string());
-    return text::Tokenizer::fromFile(path / "tokenizer.json");
-  }
-  return text::Tokenizer::fromFile(path);
-}
-
-}  // namespace
 
 int runTokenize(ArgList& args) {
   const bool json = args.flag("--json"), noSpecial = args.flag("--no-special");

@@ -23,5 +23,7 @@ int runVerify(ArgList& args);
 int runDecompress(ArgList& args);
 int runLogits(ArgList& args);
 int runTokenize(ArgList& args);
+int runPpl(ArgList& args);
+int runGenerate(ArgList& args);
 
 }  // namespace eq::cli

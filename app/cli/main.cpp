@@ -12,7 +12,7 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 6> kCommands{{
+constexpr std::array<Command, 8> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
@@ -30,6 +30,12 @@ constexpr std::array<Command, 6> kCommands{{
      runLogits},
     {"tokenize", "tokenize MODEL|FILE.eqz|tokenizer.json --text TEXT [--no-special] [--json]",
      "token ids of a text with the model's own tokenizer (BPE tokenizer.json)", runTokenize},
+    {"ppl", "ppl MODEL|FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]",
+     "perplexity of a text file (non-overlapping windows of --ctx tokens)", runPpl},
+    {"generate",
+     "generate MODEL|FILE.eqz --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p M]\n"
+     "                  [--repetition-penalty R] [--seed S] [--stop TEXT]... [--threads N] [--json]",
+     "continue a prompt (greedy unless --temperature > 0), streaming the text", runGenerate},
 }};
 
 void printHelp(std::FILE* out) {

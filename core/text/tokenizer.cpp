@@ -89,6 +89,41 @@ std::string replaceAll(std::string s, const std::string& from, const std::string
   return s;
 }
 
+// Bytes to text as Rust's String::from_utf8_lossy does (what HF decoders return): each maximal invalid subpart
+// becomes one U+FFFD.
+std::string lossyUtf8(const std::string& b) {
+  std::string out;
+  const std::size_t n = b.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = static_cast<unsigned char>(b[i]);
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    std::size_t k = len ? 1 : 0;
+    while (k < len && i + k < n) {
+      const unsigned char d = static_cast<unsigned char>(b[i + k]);
+      const bool ok = k == 1 ? (d >= lo && d <= hi) : (d >= 0x80 && d <= 0xBF);
+      if (!ok) break;
+      ++k;
+    }
+    if (len && k == len) out.append(b, i, len);
+    else out += "\uFFFD";
+    i += std::max<std::size_t>(k, 1);
+  }
+  return out;
+}
+
 std::string patternString(const json& p, const std::string& label) {
   if (p.contains("String")) return p["String"].get<std::string>();
   fail(Errc::Unsupported, "{}: only string patterns are supported here", label);
@@ -279,7 +314,7 @@ struct Tokenizer::Impl {
           const auto it = t.toByte.find(c);
           bytes += it == t.toByte.end() ? c : std::string(1, static_cast<char>(it->second));
         }
-      return {bytes};
+      return {lossyUtf8(bytes)};
     }
     if (type == "Replace") {
       for (auto& tok : tokens) tok = replaceAll(tok, patternString(d["pattern"], label), d["content"].get<std::string>());

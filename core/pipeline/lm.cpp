@@ -1,0 +1,153 @@
+#include "pipeline/lm.h"
+
+#include "common/error.h"
+#include "format/eqz.h"
+#include "format/model_config.h"
+#include "format/model_source.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace eq {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+nlohmann::json embeddedJson(const EqzFile& f, const std::string& name) {
+  const EqzSection* s = f.file(name);
+  if (!s) return nullptr;
+  const auto b = f.bytes(*s);
+  try {
+    return nlohmann::json::parse(reinterpret_cast<const char*>(b.data()), reinterpret_cast<const char*>(b.data()) + b.size());
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(Errc::InvalidJson, "{} (embedded {}): not valid JSON (error at byte {})", f.path().string(), name, e.byte);
+  }
+}
+
+// Decoded text ends in U+FFFD while a character's bytes are still arriving: hold such a tail back.
+std::size_t withoutTrailingReplacement(const std::string& s) {
+  static const std::string kReplacement = "\uFFFD";
+  std::size_t end = s.size();
+  while (end >= kReplacement.size() && s.compare(end - kReplacement.size(), kReplacement.size(), kReplacement) == 0)
+    end -= kReplacement.size();
+  return end;
+}
+
+}  // namespace
+
+text::Tokenizer loadTokenizer(const fs::path& path) {
+  if (isEqzPath(path)) {
+    const EqzFile f = EqzFile::open(path);
+    const auto j = embeddedJson(f, "tokenizer.json");
+    if (j.is_null()) fail(Errc::NotFound, "{}: holds no tokenizer.json", path.string());
+    return text::Tokenizer::fromJson(j, path.string() + " (embedded tokenizer.json)");
+  }
+  if (fs::is_directory(path)) {
+    if (!fs::exists(path / "tokenizer.json")) fail(Errc::NotFound, "{}: no tokenizer.json in the model folder", path.string());
+    return text::Tokenizer::fromFile(path / "tokenizer.json");
+  }
+  return text::Tokenizer::fromFile(path);
+}
+
+std::vector<std::int32_t> loadEosIds(const fs::path& path) {
+  std::vector<std::int64_t> ids;
+  if (isEqzPath(path)) {
+    const EqzFile f = EqzFile::open(path);
+    const auto gen = embeddedJson(f, "generation_config.json");
+    if (!gen.is_null()) ids = parseGenerationConfig(gen, path.string() + " (embedded generation_config.json)").eosTokenIds;
+    if (ids.empty() && f.index().contains("config") && f.index()["config"].is_object())
+      ids = parseModelConfig(f.index()["config"], path.string() + " (embedded config.json)").eosTokenIds;
+  } else if (fs::is_directory(path) || path.extension() == ".safetensors") {
+    ids = ModelSource::open(path)->endOfGenerationIds();
+  }
+  return {ids.begin(), ids.end()};
+}
+
+PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
+                            const PerplexityOptions& o) {
+  const auto t0 = Clock::now();
+  if (o.ctx < 2) fail(Errc::InvalidArgument, "the context must be at least 2 tokens (got {})", o.ctx);
+  if (o.ctx > lm.contextLength())
+    fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, lm.contextLength());
+  const auto ids = tok.encode(text, false);
+  PerplexityResult r;
+  r.tokens = static_cast<std::int64_t>(ids.size());
+  std::int64_t windows = r.tokens / o.ctx;
+  if (o.maxWindows > 0) windows = std::min(windows, o.maxWindows);
+  if (windows == 0)
+    fail(Errc::InvalidArgument, "the text has {} tokens, fewer than one window of {}", r.tokens, o.ctx);
+  const std::int64_t v = lm.vocabSize();
+  for (std::int64_t w = 0; w < windows; ++w) {
+    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "perplexity cancelled");
+    lm.reset();
+    const std::span<const std::int32_t> window(ids.data() + w * o.ctx, static_cast<std::size_t>(o.ctx));
+    const auto logits = lm.forward(window, o.keepGoing);
+    for (std::int64_t i = 0; i + 1 < o.ctx; ++i) {  // position i predicts token i+1
+      const float* row = logits.data() + i * v;
+      const double mx = *std::max_element(row, row + v);
+      double sum = 0;
+      for (std::int64_t k = 0; k < v; ++k) sum += std::exp(static_cast<double>(row[k]) - mx);
+      r.nll += std::log(sum) + mx - row[window[static_cast<std::size_t>(i + 1)]];
+      ++r.scored;
+    }
+    ++r.windows;
+    if (o.progress) o.progress(w + 1, windows);
+  }
+  lm.reset();
+  r.ppl = std::exp(r.nll / static_cast<double>(r.scored));
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const std::vector<std::int32_t>& prompt,
+                        const GenerateOptions& o) {
+  GenerateResult r;
+  r.promptTokens = static_cast<std::int64_t>(prompt.size());
+  if (prompt.empty()) fail(Errc::InvalidArgument, "the prompt is empty");
+  text::Sampler sampler(o.sampling);
+  const text::StopStrings stops(o.stopStrings);
+  std::vector<std::int32_t> history(prompt);
+  auto t0 = Clock::now();
+  lm.reset();
+  std::vector<float> logits = lm.forward(prompt, o.keepGoing);
+  r.promptSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  t0 = Clock::now();
+  const std::int64_t v = lm.vocabSize();
+  std::size_t shown = 0;
+  r.stopReason = "max_tokens";
+  for (std::int64_t step = 0; step < o.maxTokens; ++step) {
+    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "generation cancelled");
+    const std::span<const float> last(logits.data() + logits.size() - static_cast<std::size_t>(v), static_cast<std::size_t>(v));
+    const std::int32_t id = sampler.sample(last, history);
+    if (std::find(o.eosIds.begin(), o.eosIds.end(), id) != o.eosIds.end()) {
+      r.stopReason = "eos";
+      break;
+    }
+    r.ids.push_back(id);
+    history.push_back(id);
+    std::string textSoFar = tok.decode(r.ids, true);
+    if (const auto at = stops.find(textSoFar); at != std::string::npos) {
+      r.text = textSoFar.substr(0, at);
+      r.stopReason = "stop_string";
+      break;
+    }
+    r.text = textSoFar;
+    const std::size_t safe = std::min(stops.safeLength(textSoFar), withoutTrailingReplacement(textSoFar));
+    if (o.onText && safe > shown) {
+      o.onText(textSoFar.substr(shown, safe - shown));
+      shown = safe;
+    }
+    if (lm.position() >= lm.contextLength()) {
+      r.stopReason = "context_full";
+      break;
+    }
+    logits = lm.forward(std::span(&history.back(), 1), o.keepGoing);
+  }
+  if (o.onText && r.text.size() > shown) o.onText(r.text.substr(shown));
+  r.generationSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+}  // namespace eq

@@ -1,0 +1,59 @@
+// Language-model jobs on a loaded model: perplexity by the protocol of ENTQUANT.md section 8, and generation with
+// streaming text, sampling, end-of-generation ids and stop strings. Used by `entquant ppl / generate` and later
+// by the GUI's chat pane (callbacks, cancel).
+#pragma once
+
+#include "model/causal_lm.h"
+#include "text/sampling.h"
+#include "text/tokenizer.h"
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace eq {
+
+// The model's tokenizer: tokenizer.json in a folder, embedded in an .eqz file, or a tokenizer.json file itself.
+text::Tokenizer loadTokenizer(const std::filesystem::path& path);
+// End-of-generation ids: generation_config.json's eos ids, else config.json's (folder or .eqz).
+std::vector<std::int32_t> loadEosIds(const std::filesystem::path& path);
+
+struct PerplexityOptions {
+  std::int64_t ctx = 512;
+  std::int64_t maxWindows = 0;  // 0: all
+  std::function<bool()> keepGoing;
+  std::function<void(std::int64_t done, std::int64_t total)> progress;
+};
+
+struct PerplexityResult {
+  double ppl = 0, nll = 0, seconds = 0;
+  std::int64_t tokens = 0, windows = 0, scored = 0;
+};
+
+// Tokenizes `text` without special tokens, cuts non-overlapping windows of ctx tokens from token 0, runs each from
+// an empty cache, and returns exp(mean NLL of tokens 2..ctx of every window). Error if no full window fits.
+PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
+                            const PerplexityOptions& options);
+
+struct GenerateOptions {
+  std::int64_t maxTokens = 128;
+  text::SamplingParams sampling{0.0f};  // greedy unless asked
+  std::vector<std::int32_t> eosIds;
+  std::vector<std::string> stopStrings;
+  std::function<void(const std::string& delta)> onText;  // streamed text, never part of a stop string
+  std::function<bool()> keepGoing;
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<std::int32_t> ids;
+  std::int64_t promptTokens = 0;
+  double promptSeconds = 0, generationSeconds = 0;
+  std::string stopReason;  // "eos", "stop_string", "max_tokens", "context_full"
+};
+
+GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const std::vector<std::int32_t>& promptIds,
+                        const GenerateOptions& options);
+
+}  // namespace eq
