@@ -1,5 +1,10 @@
 #include "format/dtype.h"
 
+#include "common/numerics.h"
+
+#include <cstdint>
+#include <cstring>
+
 #include <array>
 #include <utility>
 
@@ -33,6 +38,20 @@ bool isFloatingPoint(DType dtype) {
       return true;
     default:
       return false;
+  }
+}
+
+bool isConvertibleToFloat(DType dtype) { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+
+void convertToFloat(DType dtype, const std::byte* src, std::size_t n, float* dst) {
+  if (dtype == DType::F32) {
+    std::memcpy(dst, src, n * 4);
+    return;
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    std::uint16_t h;
+    std::memcpy(&h, src + 2 * j, 2);
+    dst[j] = dtype == DType::BF16 ? bf16ToF32(h) : f16ToF32(h);
   }
 }
 

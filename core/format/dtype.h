@@ -14,4 +14,9 @@ std::string_view dtypeName(DType dtype);
 std::size_t dtypeSize(DType dtype);
 bool isFloatingPoint(DType dtype);
 
+// The checkpoint float formats the compressor and the engine read: F32, F16, BF16.
+bool isConvertibleToFloat(DType dtype);
+// Converts n values of such a dtype (unaligned bytes) to float.
+void convertToFloat(DType dtype, const std::byte* src, std::size_t n, float* dst);
+
 }  // namespace eq

@@ -29,7 +29,6 @@ std::uint16_t getU16(const std::byte* p) {
 
 std::string hex64(std::uint64_t v) { return fmt::format("{:016x}", v); }
 
-std::uint64_t alignUp(std::uint64_t v) { return (v + kEqzAlign - 1) / kEqzAlign * kEqzAlign; }
 
 EqzSection sectionFrom(const nlohmann::json& j, const std::string& label, const std::string& what) {
   if (!j.is_object() || !j.contains("offset") || !j.contains("bytes") || !j.contains("xxh3") ||
@@ -47,6 +46,8 @@ EqzSection sectionFrom(const nlohmann::json& j, const std::string& label, const 
 
 }  // namespace
 
+std::uint64_t eqzSlotBytes(std::uint64_t bytes) { return (bytes + kEqzAlign - 1) / kEqzAlign * kEqzAlign; }
+
 std::uint64_t xxh3(std::span<const std::byte> data) { return XXH3_64bits(data.data(), data.size()); }
 
 nlohmann::json EqzSection::toJson() const { return {{"offset", offset}, {"bytes", bytes}, {"xxh3", hex64(xxh3)}}; }
@@ -60,7 +61,7 @@ EqzWriter::EqzWriter(const std::filesystem::path& path) : file_(path) {
 
 EqzSection EqzWriter::addSection(std::span<const std::byte> data) {
   static const std::array<std::byte, kEqzAlign> pad{};
-  const std::uint64_t at = alignUp(file_.bytesWritten());
+  const std::uint64_t at = eqzSlotBytes(file_.bytesWritten());
   file_.write(std::span(pad).first(at - file_.bytesWritten()));
   file_.write(data);
   return {at, data.size(), xxh3(data)};
@@ -98,7 +99,7 @@ std::uint64_t EqzTensor::numel() const {
 
 std::uint64_t EqzTensor::storedBytes() const {
   std::uint64_t b = 0;
-  for (const auto& [k, s] : sections) b += alignUp(s.bytes);
+  for (const auto& [k, s] : sections) b += eqzSlotBytes(s.bytes);
   return b;
 }
 

@@ -27,6 +27,8 @@ struct EqzSection {
 };
 
 std::uint64_t xxh3(std::span<const std::byte> data);
+// Bytes a section of `bytes` occupies in the file: rounded up to its 64-byte slot.
+std::uint64_t eqzSlotBytes(std::uint64_t bytes);
 
 class EqzWriter {
  public:

@@ -13,19 +13,10 @@ namespace eq::model {
 namespace {
 
 std::vector<float> toFloats(std::span<const std::byte> b, DType dtype, const std::string& what) {
-  const std::size_t n = b.size() / dtypeSize(dtype);
-  std::vector<float> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (dtype == DType::F32) {
-      std::memcpy(&out[i], b.data() + 4 * i, 4);
-    } else if (dtype == DType::BF16 || dtype == DType::F16) {
-      std::uint16_t h;
-      std::memcpy(&h, b.data() + 2 * i, 2);
-      out[i] = dtype == DType::BF16 ? bf16ToF32(h) : f16ToF32(h);
-    } else {
-      fail(Errc::Unsupported, "{}: dtype {} is not supported for inference", what, dtypeName(dtype));
-    }
-  }
+  if (!isConvertibleToFloat(dtype))
+    fail(Errc::Unsupported, "{}: dtype {} is not supported for inference", what, dtypeName(dtype));
+  std::vector<float> out(b.size() / dtypeSize(dtype));
+  convertToFloat(dtype, b.data(), out.size(), out.data());
   return out;
 }
 

@@ -263,7 +263,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     }
     entry["encoding"] = tr.encoding;
     std::uint64_t stored = 0;
-    for (const auto& [k, s] : entry["sections"].items()) stored += (s["bytes"].get<std::uint64_t>() + kEqzAlign - 1) / kEqzAlign * kEqzAlign;
+    for (const auto& [k, s] : entry["sections"].items()) stored += eqzSlotBytes(s["bytes"].get<std::uint64_t>());
     tr.storedBytes = stored;
     tr.effectiveBits = tr.numel ? 8.0 * static_cast<double>(stored) / static_cast<double>(tr.numel) : 0;
     tr.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -8,7 +8,7 @@
 namespace eq::quant {
 
 MatrixView MatrixView::of(std::span<const std::byte> bytes, DType dtype, const std::vector<std::int64_t>& shape) {
-  if (dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::F32)
+  if (!isConvertibleToFloat(dtype))
     fail(Errc::Unsupported, "tensor of dtype {} cannot be quantized", dtypeName(dtype));
   if (shape.empty()) fail(Errc::InvalidArgument, "a scalar cannot be quantized");
   MatrixView v;
@@ -23,22 +23,7 @@ MatrixView MatrixView::of(std::span<const std::byte> bytes, DType dtype, const s
 
 void MatrixView::row(std::int64_t r, float* out) const {
   const std::size_t n = static_cast<std::size_t>(cols);
-  const std::byte* p = data + static_cast<std::size_t>(r) * n * dtypeSize(dtype);
-  if (dtype == DType::F32) {
-    std::memcpy(out, p, n * 4);
-  } else if (dtype == DType::BF16) {
-    for (std::size_t j = 0; j < n; ++j) {
-      std::uint16_t h;
-      std::memcpy(&h, p + 2 * j, 2);
-      out[j] = bf16ToF32(h);
-    }
-  } else {
-    for (std::size_t j = 0; j < n; ++j) {
-      std::uint16_t h;
-      std::memcpy(&h, p + 2 * j, 2);
-      out[j] = f16ToF32(h);
-    }
-  }
+  convertToFloat(dtype, data + static_cast<std::size_t>(r) * n * dtypeSize(dtype), n, out);
 }
 
 }  // namespace eq::quant
