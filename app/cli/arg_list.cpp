@@ -1,5 +1,7 @@
 #include "cli/arg_list.h"
 
+#include "pipeline/demo_model.h"
+
 #include <fmt/format.h>
 
 #include <charconv>
@@ -63,6 +65,14 @@ std::vector<std::string> ArgList::positionals(std::size_t min, std::size_t max) 
   if (args_.size() < min) throw UsageError("missing argument");
   if (args_.size() > max) throw UsageError(fmt::format("unexpected argument \"{}\"", args_[max]));
   return args_;
+}
+
+std::string ArgList::modelOrDemo() {
+  const auto pos = positionals(0, 1);
+  if (!pos.empty()) return pos[0];
+  const auto demo = demoModelPath();
+  fmt::print(stderr, "No model given: using the bundled demo model ({}).\n", demo.string());
+  return demo.string();
 }
 
 }  // namespace eq::cli

@@ -26,6 +26,9 @@ class ArgList {
   // The remaining arguments; an unknown --option among them is a usage error.
   std::vector<std::string> positionals(std::size_t min, std::size_t max);
 
+  // The one positional MODEL argument; when none is given, the bundled demo model (a note on stderr says so).
+  std::string modelOrDemo();
+
   template <typename T>
   std::optional<T> number(std::string_view name);
 

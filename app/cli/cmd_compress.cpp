@@ -73,10 +73,10 @@ int runCompress(ArgList& args) {
     if (*t < 1) throw UsageError("--threads must be at least 1");
     o.threads = static_cast<unsigned>(*t);
   }
-  const auto pos = args.positionals(1, 1);
+  const std::string modelPath = args.modelOrDemo();
   if (!out) throw UsageError("missing -o OUT.eqz");
 
-  const auto source = ModelSource::open(pos[0], OpenOptions{keepGoing});
+  const auto source = ModelSource::open(modelPath, OpenOptions{keepGoing});
   installCancelHandlers();
   ProgressLine line(!quiet && (!json || ::isatty(2)));
   o.keepGoing = keepGoing;

@@ -52,12 +52,12 @@ void printText(const InspectReport& r) {
 
 int runInspect(ArgList& args) {
   const bool json = args.flag("--json");
-  const auto pos = args.positionals(1, 1);
+  const std::string modelPath = args.modelOrDemo();
   InspectReport report;
-  if (isEqzPath(pos[0])) {
-    report = inspectEqz(EqzFile::open(pos[0]));
+  if (isEqzPath(modelPath)) {
+    report = inspectEqz(EqzFile::open(modelPath));
   } else {
-    const auto source = ModelSource::open(pos[0]);
+    const auto source = ModelSource::open(modelPath);
     report = inspectModel(*source);
   }
   if (json) fmt::print("{}\n", toJson(report).dump(1));

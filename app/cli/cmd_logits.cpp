@@ -35,12 +35,12 @@ int runLogits(ArgList& args) {
   const bool json = args.flag("--json");
   const auto idsText = args.value("--ids");
   const auto threads = args.number<int>("--threads");
-  const auto pos = args.positionals(1, 1);
+  const std::string modelPath = args.modelOrDemo();
   if (!idsText) throw UsageError("missing --ids");
   const auto ids = parseIds(*idsText);
   ThreadPool pool(threads ? static_cast<unsigned>(std::max(1, *threads)) : 0);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto weights = model::WeightSource::open(pos[0], pool);
+  const auto weights = model::WeightSource::open(modelPath, pool);
   model::LoadOptions lo;
   lo.contextLength = static_cast<std::int64_t>(ids.size());
   const auto lm = model::loadCausalLM(*weights, pool, lo);

@@ -11,9 +11,9 @@ namespace eq::cli {
 int runTokenize(ArgList& args) {
   const bool json = args.flag("--json"), noSpecial = args.flag("--no-special");
   const auto textArg = args.value("--text");
-  const auto pos = args.positionals(1, 1);
+  const std::string modelPath = args.modelOrDemo();
   if (!textArg) throw UsageError("missing --text");
-  const auto tok = loadTokenizer(pos[0]);
+  const auto tok = loadTokenizer(modelPath);
   const auto ids = tok.encode(*textArg, !noSpecial);
   if (json) {
     std::vector<std::string> tokens;

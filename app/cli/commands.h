@@ -25,5 +25,6 @@ int runLogits(ArgList& args);
 int runTokenize(ArgList& args);
 int runPpl(ArgList& args);
 int runGenerate(ArgList& args);
+int runCompare(ArgList& args);
 
 }  // namespace eq::cli

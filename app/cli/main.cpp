@@ -12,7 +12,7 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 8> kCommands{{
+constexpr std::array<Command, 9> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
@@ -36,6 +36,9 @@ constexpr std::array<Command, 8> kCommands{{
      "generate MODEL|FILE.eqz --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p M]\n"
      "                  [--repetition-penalty R] [--seed S] [--stop TEXT]... [--threads N] [--json]",
      "continue a prompt (greedy unless --temperature > 0), streaming the text", runGenerate},
+    {"compare", "compare ORIGINAL FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]",
+     "quality after compression: perplexity of both, mean KL divergence and top-1 agreement of their predictions",
+     runCompare},
 }};
 
 void printHelp(std::FILE* out) {
@@ -46,7 +49,8 @@ void printHelp(std::FILE* out) {
   for (const auto& c : kCommands) fmt::print(out, "  {:<10} {}\n", c.name, c.summary);
   fmt::print(out,
              "\nMODEL is a HuggingFace folder, a .safetensors file or an archive of a model folder\n"
-             "(.zip, .tar, .tar.gz, .tar.xz, .tar.zst).\n"
+             "(.zip, .tar, .tar.gz, .tar.xz, .tar.zst). Left out, it is the bundled demo model (resources/demo-model),\n"
+             "and --text defaults to the demo model's held-out text.\n"
              "Exit codes: 0 success, 1 failure (one sentence on stderr), 2 usage error, 130 cancelled.\n"
              "Run 'entquant COMMAND --help' for a command's options.\n");
 }

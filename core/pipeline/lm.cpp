@@ -65,39 +65,117 @@ std::vector<std::int32_t> loadEosIds(const fs::path& path) {
   return {ids.begin(), ids.end()};
 }
 
-PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
-                            const PerplexityOptions& o) {
-  const auto t0 = Clock::now();
+namespace {
+
+struct Windows {
+  std::vector<std::int32_t> ids;
+  std::int64_t count = 0;
+};
+
+// Tokenized text cut into the windows of ENTQUANT.md section 8.
+Windows cutWindows(const model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
+                   const PerplexityOptions& o) {
   if (o.ctx < 2) fail(Errc::InvalidArgument, "the context must be at least 2 tokens (got {})", o.ctx);
   if (o.ctx > lm.contextLength())
     fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, lm.contextLength());
-  const auto ids = tok.encode(text, false);
+  Windows w{tok.encode(text, false), 0};
+  w.count = static_cast<std::int64_t>(w.ids.size()) / o.ctx;
+  if (o.maxWindows > 0) w.count = std::min(w.count, o.maxWindows);
+  if (w.count == 0)
+    fail(Errc::InvalidArgument, "the text has {} tokens, fewer than one window of {}", w.ids.size(), o.ctx);
+  return w;
+}
+
+// log-softmax of one row of logits, in doubles.
+void logSoftmax(const float* row, std::int64_t v, std::vector<double>& out) {
+  out.resize(static_cast<std::size_t>(v));
+  const double mx = *std::max_element(row, row + v);
+  double sum = 0;
+  for (std::int64_t k = 0; k < v; ++k) sum += std::exp(static_cast<double>(row[k]) - mx);
+  const double lse = std::log(sum) + mx;
+  for (std::int64_t k = 0; k < v; ++k) out[static_cast<std::size_t>(k)] = row[k] - lse;
+}
+
+void finish(PerplexityResult& r, const Windows& w, Clock::time_point t0) {
+  r.tokens = static_cast<std::int64_t>(w.ids.size());
+  r.ppl = std::exp(r.nll / static_cast<double>(r.scored));
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
+                            const PerplexityOptions& o) {
+  const auto t0 = Clock::now();
+  const Windows w = cutWindows(lm, tok, text, o);
   PerplexityResult r;
-  r.tokens = static_cast<std::int64_t>(ids.size());
-  std::int64_t windows = r.tokens / o.ctx;
-  if (o.maxWindows > 0) windows = std::min(windows, o.maxWindows);
-  if (windows == 0)
-    fail(Errc::InvalidArgument, "the text has {} tokens, fewer than one window of {}", r.tokens, o.ctx);
   const std::int64_t v = lm.vocabSize();
-  for (std::int64_t w = 0; w < windows; ++w) {
+  std::vector<double> lp;
+  for (std::int64_t k = 0; k < w.count; ++k) {
     if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "perplexity cancelled");
     lm.reset();
-    const std::span<const std::int32_t> window(ids.data() + w * o.ctx, static_cast<std::size_t>(o.ctx));
+    const std::span<const std::int32_t> window(w.ids.data() + k * o.ctx, static_cast<std::size_t>(o.ctx));
     const auto logits = lm.forward(window, o.keepGoing);
     for (std::int64_t i = 0; i + 1 < o.ctx; ++i) {  // position i predicts token i+1
-      const float* row = logits.data() + i * v;
-      const double mx = *std::max_element(row, row + v);
-      double sum = 0;
-      for (std::int64_t k = 0; k < v; ++k) sum += std::exp(static_cast<double>(row[k]) - mx);
-      r.nll += std::log(sum) + mx - row[window[static_cast<std::size_t>(i + 1)]];
+      logSoftmax(logits.data() + i * v, v, lp);
+      r.nll -= lp[static_cast<std::size_t>(window[static_cast<std::size_t>(i + 1)])];
       ++r.scored;
     }
     ++r.windows;
-    if (o.progress) o.progress(w + 1, windows);
+    if (o.progress) o.progress(k + 1, w.count);
   }
   lm.reset();
-  r.ppl = std::exp(r.nll / static_cast<double>(r.scored));
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  finish(r, w, t0);
+  return r;
+}
+
+CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::Tokenizer& tok,
+                            const std::string& text, const PerplexityOptions& o) {
+  const auto t0 = Clock::now();
+  if (a.vocabSize() != b.vocabSize())
+    fail(Errc::InvalidArgument, "the models' vocabularies differ ({} and {} entries): not the same model",
+         a.vocabSize(), b.vocabSize());
+  if (o.ctx > b.contextLength())
+    fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, b.contextLength());
+  const Windows w = cutWindows(a, tok, text, o);
+  CompareResult r;
+  const std::int64_t v = a.vocabSize();
+  std::vector<double> lpa, lpb;
+  double kl = 0;
+  std::int64_t agree = 0;
+  for (std::int64_t k = 0; k < w.count; ++k) {
+    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "comparison cancelled");
+    const std::span<const std::int32_t> window(w.ids.data() + k * o.ctx, static_cast<std::size_t>(o.ctx));
+    a.reset();
+    b.reset();
+    const auto la = a.forward(window, o.keepGoing);
+    const auto lb = b.forward(window, o.keepGoing);
+    for (std::int64_t i = 0; i + 1 < o.ctx; ++i) {
+      const float* ra = la.data() + i * v;
+      const float* rb = lb.data() + i * v;
+      logSoftmax(ra, v, lpa);
+      logSoftmax(rb, v, lpb);
+      const auto next = static_cast<std::size_t>(window[static_cast<std::size_t>(i + 1)]);
+      r.original.nll -= lpa[next];
+      r.compressed.nll -= lpb[next];
+      double d = 0;
+      for (std::size_t t = 0; t < lpa.size(); ++t) d += std::exp(lpa[t]) * (lpa[t] - lpb[t]);
+      kl += std::max(d, 0.0);  // rounding can make a zero divergence slightly negative
+      agree += (std::max_element(ra, ra + v) - ra) == (std::max_element(rb, rb + v) - rb);
+      ++r.original.scored;
+      ++r.compressed.scored;
+    }
+    ++r.original.windows;
+    ++r.compressed.windows;
+    if (o.progress) o.progress(k + 1, w.count);
+  }
+  a.reset();
+  b.reset();
+  finish(r.original, w, t0);
+  finish(r.compressed, w, t0);
+  r.meanKl = kl / static_cast<double>(r.original.scored);
+  r.top1Agreement = static_cast<double>(agree) / static_cast<double>(r.original.scored);
+  r.seconds = r.original.seconds;
   return r;
 }
 
@@ -116,6 +194,11 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
   t0 = Clock::now();
   const std::int64_t v = lm.vocabSize();
   std::size_t shown = 0;
+  // Incremental detokenization (as HF's streamers do): decode only the tokens since the last emitted piece, with
+  // a few before them for context, so each step costs O(1) instead of re-decoding the whole answer. prefixOffset
+  // .. readOffset is the context already emitted; a piece ending in U+FFFD waits for the rest of its character.
+  std::size_t prefixOffset = 0, readOffset = 0;
+  std::string decoded;  // everything decoded so far
   r.stopReason = "max_tokens";
   for (std::int64_t step = 0; step < o.maxTokens; ++step) {
     if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "generation cancelled");
@@ -127,7 +210,17 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
     }
     r.ids.push_back(id);
     history.push_back(id);
-    std::string textSoFar = tok.decode(r.ids, true);
+    const std::vector<std::int32_t> context(r.ids.begin() + static_cast<std::ptrdiff_t>(prefixOffset),
+                                            r.ids.begin() + static_cast<std::ptrdiff_t>(readOffset));
+    const std::string before = tok.decode(context, true);
+    const std::string after = tok.decode({r.ids.begin() + static_cast<std::ptrdiff_t>(prefixOffset), r.ids.end()}, true);
+    if (after.size() > before.size() && withoutTrailingReplacement(after) == after.size()) {
+      decoded += after.substr(before.size());
+      prefixOffset = readOffset;
+      readOffset = r.ids.size();
+    }
+    // Until a character completes, the text so far includes its lossy U+FFFD, as a full decode would.
+    const std::string textSoFar = readOffset == r.ids.size() ? decoded : decoded + after.substr(std::min(before.size(), after.size()));
     if (const auto at = stops.find(textSoFar); at != std::string::npos) {
       r.text = textSoFar.substr(0, at);
       r.stopReason = "stop_string";

@@ -36,6 +36,19 @@ struct PerplexityResult {
 PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
                             const PerplexityOptions& options);
 
+struct CompareResult {
+  PerplexityResult original, compressed;  // each model's perplexity on the same windows
+  double meanKl = 0;         // mean KL(original || compressed) of the next-token distributions, in nats
+  double top1Agreement = 0;  // fraction of scored positions where both models' most likely token is the same
+  double seconds = 0;
+};
+
+// Runs both models over the windows of perplexity() (same tokenizer, same vocabulary) and compares their
+// next-token distributions at every scored position: the quality report after compression. progress counts
+// windows; keepGoing is asked between windows and layers. Error(InvalidArgument) if the vocabularies differ.
+CompareResult compareModels(model::CausalLM& original, model::CausalLM& compressed, const text::Tokenizer& tok,
+                            const std::string& text, const PerplexityOptions& options);
+
 struct GenerateOptions {
   std::int64_t maxTokens = 128;
   text::SamplingParams sampling{0.0f};  // greedy unless asked
