@@ -1,28 +1,29 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian 12 machine: install dependencies, build, and run EntQuant Studio on a bundled model:
-# inspect it, compress it at 3 effective bits per weight, verify the .eqz file, compare perplexity before and after
-# on a public-domain text, generate a continuation with the compressed model, and decompress it back to a
-# HuggingFace folder. The bundled model is a tiny random-weight Llama with a real tokenizer from the tests until the
-# trained demo chat model lands (issue 5); its text is gibberish, the pipeline is real.
+# The main job on a fresh Debian 12 machine: install dependencies, build, and run EntQuant Studio on the bundled demo
+# chat model (resources/demo-model, 11.5 M parameters, trained on public-domain texts): compress it at the default
+# 3 effective bits per weight with progress and a summary, verify the .eqz file, compare it with the original on
+# held-out text (perplexity before / after, KL divergence, top-1 agreement), and chat one turn with the compressed
+# model. Headless; nothing is downloaded besides Debian packages. Pass another model folder as $1 to use it instead
+# (then set TEXT to a text file for the comparison and PROMPT to a question).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-MODEL=${1:-tests/data/models/tiny-llama-tok}
-TEXT=${TEXT:-tests/data/text/sample.txt}
+MODEL=${1:-resources/demo-model}
+TEXT=${TEXT:-resources/demo-model/heldout.txt}
+PROMPT=${PROMPT:-What is the capital of France?}
 OUT=${OUT:-build/demo}
 rm -rf "$OUT" && mkdir -p "$OUT"
 EQ=./build/app/entquant
 echo; echo "== entquant inspect $MODEL"
 $EQ inspect "$MODEL" | head -8
-echo; echo "== entquant compress $MODEL -o $OUT/model.eqz --bits 3"
-$EQ compress "$MODEL" -o "$OUT/model.eqz" --bits 3
+echo; echo "== entquant compress $MODEL -o $OUT/model.eqz   (default: 3.0 effective bits per weight)"
+$EQ compress "$MODEL" -o "$OUT/model.eqz"
 echo; echo "== entquant verify $OUT/model.eqz"
 $EQ verify "$OUT/model.eqz"
-echo; echo "== perplexity on $TEXT, original then compressed"
-$EQ ppl "$MODEL" --text "$TEXT" --ctx 64
-$EQ ppl "$OUT/model.eqz" --text "$TEXT" --ctx 64
-echo; echo "== entquant generate $OUT/model.eqz --prompt 'Alice was' --max-tokens 24"
-$EQ generate "$OUT/model.eqz" --prompt "Alice was" --max-tokens 24
-echo; echo "== entquant decompress $OUT/model.eqz -o $OUT/decompressed"
-$EQ decompress "$OUT/model.eqz" -o "$OUT/decompressed"
-echo; echo "The desktop GUI arrives with its own issue; everything above is the entquant CLI."
+echo; echo "== entquant compare $MODEL $OUT/model.eqz --text $TEXT   (perplexity before / after)"
+$EQ compare "$MODEL" "$OUT/model.eqz" --text "$TEXT"
+echo; echo "== entquant generate $OUT/model.eqz --chat --prompt \"$PROMPT\"   (one chat turn, compressed model)"
+$EQ generate "$OUT/model.eqz" --chat --prompt "$PROMPT" --max-tokens 64
+echo
+echo "Next: talk with it (entquant chat $OUT/model.eqz), or see entquant --help."
+echo "The desktop GUI is not built yet: it arrives with its own issue; everything above is the entquant CLI."

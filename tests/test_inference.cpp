@@ -6,6 +6,7 @@
 #include "model/causal_lm.h"
 #include "pipeline/compress.h"
 #include "pipeline/eqz_tools.h"
+#include "pipeline/lm.h"
 #include "test_util.h"
 
 #include <cmath>
@@ -60,6 +61,33 @@ class TestInference : public QObject {
                qPrintable(QString("position %1: rel L2 %2").arg(i).arg(relL2(logits.data() + i * v, ref.data(), ref.size()))));
       QCOMPARE(argmax(logits.data() + i * v, v), argmaxes[i]);
     }
+  }
+
+  // Perplexity (ENTQUANT.md section 8, windows of 32) and 32 greedy tokens for every family, against transformers
+  // (tests/data/golden/family_golden.json, tools/fixtures/make_family_golden.py).
+  void perplexityAndGreedyMatchTransformers_data() { matchesTransformers_data(); }
+  void perplexityAndGreedyMatchTransformers() {
+    QFETCH(QString, name);
+    const auto family = eqtest::readJson(eqtest::dataDir() / "golden/family_golden.json");
+    const auto& g = family["models"][name.toStdString()];
+    const auto ws = WeightSource::open(eqtest::dataDir() / "models" / name.toStdString(), pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    const auto ids = g["ids"].get<std::vector<std::int32_t>>();
+    PerplexityOptions o;
+    o.ctx = family["ctx"].get<int>();
+    const PerplexityResult r = perplexityOfIds(*lm, ids, o);
+    QCOMPARE(r.scored, g["scored"].get<std::int64_t>());
+    QVERIFY2(std::fabs(r.ppl / g["ppl"].get<double>() - 1) < 1e-5, qPrintable(QString::number(r.ppl, 'g', 10)));
+    std::vector<std::int32_t> seq(ids.begin(), ids.begin() + 8), greedy;
+    lm->reset();
+    auto logits = lm->forward(seq);
+    const std::int64_t v = lm->vocabSize();
+    for (int step = 0; step < 32; ++step) {
+      const auto next = static_cast<std::int32_t>(argmax(logits.data() + logits.size() - v, v));
+      greedy.push_back(next);
+      logits = lm->forward(std::span(&greedy.back(), 1));
+    }
+    QCOMPARE(greedy, g["greedy"].get<std::vector<std::int32_t>>());
   }
 
   void cachedDecodingEqualsPrefill_data() {

@@ -1,11 +1,15 @@
 // entquant ppl MODEL|FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]
-// entquant generate MODEL|FILE.eqz --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-//                   [--min-p M] [--repetition-penalty R] [--seed S] [--stop TEXT]... [--threads N] [--json]
+// entquant generate MODEL|FILE.eqz --prompt TEXT [--chat [--system TEXT]] [--max-tokens N] [--temperature T]
+//                   [--top-k K] [--top-p P] [--min-p M] [--repetition-penalty R] [--seed S] [--stop TEXT]...
+//                   [--threads N] [--json]
+// entquant chat MODEL|FILE.eqz [--system TEXT] [--max-tokens N] [--ctx N] [sampling options] [--threads N]
+// entquant compare ORIGINAL FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "common/units.h"
+#include "pipeline/chat_session.h"
 #include "pipeline/demo_model.h"
 #include "pipeline/lm.h"
 
@@ -13,6 +17,8 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <iostream>
+#include <optional>
 #include <sstream>
 
 namespace eq::cli {
@@ -93,22 +99,62 @@ int runPpl(ArgList& args) {
   return kExitOk;
 }
 
+namespace {
+
+// Sampling options given on the command line, over `base` (greedy for generate, the model's own for chat).
+struct SamplingArgs {
+  std::optional<double> temperature, topP, minP, repetitionPenalty;
+  std::optional<int> topK;
+  std::optional<long long> seed;
+  void read(ArgList& args) {
+    temperature = args.number<double>("--temperature");
+    topK = args.number<int>("--top-k");
+    topP = args.number<double>("--top-p");
+    minP = args.number<double>("--min-p");
+    repetitionPenalty = args.number<double>("--repetition-penalty");
+    seed = args.number<long long>("--seed");
+    if (temperature && *temperature < 0) throw UsageError("--temperature must be at least 0");
+    if (topK && *topK < 0) throw UsageError("--top-k must be at least 0");
+    if (topP && (*topP <= 0 || *topP > 1)) throw UsageError("--top-p must be in (0, 1]");
+  }
+  text::SamplingParams over(text::SamplingParams p) const {
+    if (temperature) p.temperature = static_cast<float>(*temperature);
+    if (topK) p.topK = *topK;
+    if (topP) p.topP = static_cast<float>(*topP);
+    if (minP) p.minP = static_cast<float>(*minP);
+    if (repetitionPenalty) p.repetitionPenalty = static_cast<float>(*repetitionPenalty);
+    if (seed) p.seed = static_cast<std::uint64_t>(*seed);
+    return p;
+  }
+};
+
+text::ChatTemplate chatTemplateOf(const std::string& modelPath) {
+  auto t = text::loadChatTemplate(modelPath);
+  if (!t)
+    fail(Errc::Unsupported, "{}: the model has no chat template (chat_template.jinja or tokenizer_config.json); "
+         "use entquant generate without --chat for plain text", modelPath);
+  return std::move(*t);
+}
+
+double perSecond(std::int64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
+
+}  // namespace
+
 int runGenerate(ArgList& args) {
-  const bool json = args.flag("--json");
+  const bool json = args.flag("--json"), chat = args.flag("--chat");
   const auto prompt = args.value("--prompt");
+  const auto system = args.value("--system");
   GenerateOptions o;
   if (const auto n = args.number<long long>("--max-tokens")) o.maxTokens = *n;
-  if (const auto t = args.number<double>("--temperature")) o.sampling.temperature = static_cast<float>(*t);
-  if (const auto k = args.number<int>("--top-k")) o.sampling.topK = *k;
-  if (const auto p = args.number<double>("--top-p")) o.sampling.topP = static_cast<float>(*p);
-  if (const auto p = args.number<double>("--min-p")) o.sampling.minP = static_cast<float>(*p);
-  if (const auto r = args.number<double>("--repetition-penalty")) o.sampling.repetitionPenalty = static_cast<float>(*r);
-  if (const auto s = args.number<long long>("--seed")) o.sampling.seed = static_cast<std::uint64_t>(*s);
+  SamplingArgs sampling;
+  sampling.read(args);
   o.stopStrings = args.values("--stop");
   const unsigned threads = threadsFrom(args);
   const std::string modelPath = args.modelOrDemo();
   if (!prompt) throw UsageError("missing --prompt TEXT");
+  if (system && !chat) throw UsageError("--system needs --chat");
   if (o.maxTokens < 1) throw UsageError("--max-tokens must be at least 1");
+  o.sampling = sampling.over(text::SamplingParams{0.0f});  // greedy unless asked: reproducible by default
   installCancelHandlers();
   ThreadPool pool(threads);
   Loaded m = load(modelPath, pool, 4096);
@@ -118,10 +164,16 @@ int runGenerate(ArgList& args) {
     fmt::print("{}", delta);
     std::fflush(stdout);
   };
-  const auto ids = m.tok.encode(*prompt, true);
-  const GenerateResult r = generate(*m.lm, m.tok, ids, o);
-  const double promptTps = r.promptSeconds > 0 ? static_cast<double>(r.promptTokens) / r.promptSeconds : 0;
-  const double genTps = r.generationSeconds > 0 ? static_cast<double>(r.ids.size()) / r.generationSeconds : 0;
+  GenerateResult r;
+  if (chat) {
+    ChatSession session(*m.lm, m.tok, chatTemplateOf(modelPath));
+    if (system) session.setSystem(*system);
+    r = session.send(*prompt, o).result;
+  } else {
+    r = generate(*m.lm, m.tok, m.tok.encode(*prompt, true), o);
+  }
+  const double promptTps = perSecond(r.promptTokens, r.promptSeconds);
+  const double genTps = perSecond(static_cast<std::int64_t>(r.ids.size()), r.generationSeconds);
   if (json) {
     fmt::print("{}\n", nlohmann::ordered_json{{"text", r.text}, {"ids", r.ids}, {"prompt_tokens", r.promptTokens},
                                               {"prompt_tokens_per_second", promptTps},
@@ -131,6 +183,71 @@ int runGenerate(ArgList& args) {
   } else {
     fmt::print(stderr, "\n[{} prompt tokens at {:.1f} tok/s, {} generated at {:.1f} tok/s, stopped: {}]\n",
                r.promptTokens, promptTps, r.ids.size(), genTps, r.stopReason);
+  }
+  return kExitOk;
+}
+
+int runChat(ArgList& args) {
+  const auto system = args.value("--system");
+  GenerateOptions o;
+  o.maxTokens = 512;
+  if (const auto n = args.number<long long>("--max-tokens")) o.maxTokens = *n;
+  const auto ctx = args.number<long long>("--ctx");
+  SamplingArgs sampling;
+  sampling.read(args);
+  const unsigned threads = threadsFrom(args);
+  const std::string modelPath = args.modelOrDemo();
+  if (o.maxTokens < 1) throw UsageError("--max-tokens must be at least 1");
+  if (ctx && *ctx < 16) throw UsageError("--ctx must be at least 16");
+  installCancelHandlers();
+  ThreadPool pool(threads);
+  Loaded m = load(modelPath, pool, ctx.value_or(4096));
+  ChatSession session(*m.lm, m.tok, chatTemplateOf(modelPath));
+  if (system) session.setSystem(*system);
+  o.sampling = sampling.over(loadSamplingDefaults(modelPath));
+  o.eosIds = loadEosIds(modelPath);
+  o.onText = [](const std::string& delta) {
+    fmt::print("{}", delta);
+    std::fflush(stdout);
+  };
+  const bool tty = ::isatty(0) && ::isatty(1);
+  fmt::print(stderr,
+             "Chatting with {} ({} of weights in RAM, context {} tokens, {}).\n"
+             "Type a message and press Enter. /reset forgets the conversation, /system TEXT sets the system "
+             "message, /quit or Ctrl-D leaves; Ctrl-C stops an answer.\n",
+             modelPath, formatBytes(m.lm->weightBytes()), m.lm->contextLength(),
+             o.sampling.temperature > 0 ? fmt::format("temperature {:g}", o.sampling.temperature) : "greedy");
+  std::string line;
+  while (true) {
+    if (tty) fmt::print("\n> ");
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/quit" || line == "/exit") break;
+    if (line == "/reset") {
+      session.clear();
+      fmt::print(stderr, "[conversation cleared]\n");
+      continue;
+    }
+    if (line.rfind("/system", 0) == 0) {
+      session.setSystem(line.size() > 8 ? line.substr(8) : "");
+      session.clear();
+      fmt::print(stderr, "[system message set; conversation cleared]\n");
+      continue;
+    }
+    resetCancel();
+    o.keepGoing = keepGoing;
+    try {
+      const ChatTurn t = session.send(line, o);
+      fmt::print("\n");
+      fmt::print(stderr, "[{} tokens at {:.1f} tok/s; prompt {} new tokens at {:.1f} tok/s, {} reused{}]\n",
+                 t.result.ids.size(), perSecond(static_cast<std::int64_t>(t.result.ids.size()), t.result.generationSeconds),
+                 t.result.promptTokens, perSecond(t.result.promptTokens, t.result.promptSeconds), t.reusedTokens,
+                 t.droppedMessages ? fmt::format("; {} oldest messages left out to fit the context", t.droppedMessages) : "");
+    } catch (const Error& e) {
+      if (e.code() != Errc::Cancelled) throw;
+      fmt::print(stderr, "\n[answer stopped]\n");
+    }
   }
   return kExitOk;
 }

@@ -26,5 +26,6 @@ int runTokenize(ArgList& args);
 int runPpl(ArgList& args);
 int runGenerate(ArgList& args);
 int runCompare(ArgList& args);
+int runChat(ArgList& args);
 
 }  // namespace eq::cli

@@ -12,13 +12,14 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 9> kCommands{{
+constexpr std::array<Command, 10> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
     {"compress",
      "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
-     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--allocation uniform|global] [--threads N]\n"
+     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective paper|paper-local|ecsq-l1|ecsq-mse]\n"
+     "                  [--allocation uniform|global|depth] [--scales FILE.safetensors] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",
      "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes)", runCompress},
     {"verify", "verify FILE.eqz [--threads N] [--json]",
@@ -33,9 +34,16 @@ constexpr std::array<Command, 9> kCommands{{
     {"ppl", "ppl MODEL|FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]",
      "perplexity of a text file (non-overlapping windows of --ctx tokens)", runPpl},
     {"generate",
-     "generate MODEL|FILE.eqz --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p M]\n"
-     "                  [--repetition-penalty R] [--seed S] [--stop TEXT]... [--threads N] [--json]",
-     "continue a prompt (greedy unless --temperature > 0), streaming the text", runGenerate},
+     "generate MODEL|FILE.eqz --prompt TEXT [--chat [--system TEXT]] [--max-tokens N] [--temperature T] [--top-k K]\n"
+     "                  [--top-p P] [--min-p M] [--repetition-penalty R] [--seed S] [--stop TEXT]... [--threads N]\n"
+     "                  [--json]",
+     "continue a prompt, or answer it as a chat message with --chat (greedy unless --temperature > 0), streaming",
+     runGenerate},
+    {"chat",
+     "chat MODEL|FILE.eqz [--system TEXT] [--max-tokens N] [--ctx N] [--temperature T] [--top-k K] [--top-p P]\n"
+     "                  [--min-p M] [--repetition-penalty R] [--seed S] [--threads N]",
+     "talk with a model in the terminal (its chat template and sampling settings; keeps the history, shows tok/s)",
+     runChat},
     {"compare", "compare ORIGINAL FILE.eqz --text FILE [--ctx 512] [--max-windows N] [--threads N] [--json]",
      "quality after compression: perplexity of both, mean KL divergence and top-1 agreement of their predictions",
      runCompare},

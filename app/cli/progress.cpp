@@ -26,6 +26,12 @@ void installCancelHandlers() {
 
 bool keepGoing() { return !gCancelled.load(std::memory_order_relaxed); }
 
+void resetCancel() {
+  gCancelled.store(false);
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+}
+
 ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), tty_(::isatty(2) != 0) {}
 
 ProgressLine::~ProgressLine() { finish(); }

@@ -24,5 +24,7 @@ class ProgressLine {
 // Installs the handlers once; keepGoing() turns false after the first Ctrl-C (a second one kills the process).
 void installCancelHandlers();
 bool keepGoing();
+// Clears a cancel so the next job can run (interactive chat: Ctrl-C stops one answer); re-arms the handlers.
+void resetCancel();
 
 }  // namespace eq::cli

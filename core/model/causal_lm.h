@@ -24,6 +24,9 @@ class CausalLM {
   // keepGoing is asked between layers; false throws Error(Cancelled) and leaves the cache as before the call.
   virtual std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing = {}) = 0;
   virtual void reset() = 0;
+  // Keeps the first n positions of the cache and forgets the rest (n <= position()); a chat reuses the cached
+  // prefix its next prompt shares with the last one.
+  virtual void truncate(std::int64_t n) = 0;
   virtual std::int64_t position() const = 0;  // tokens in the cache
   virtual std::int64_t vocabSize() const = 0;
   virtual std::int64_t contextLength() const = 0;

@@ -91,6 +91,7 @@ class LlamaFamily final : public CausalLM {
   }
 
   void reset() override { pos_ = 0; }
+  void truncate(std::int64_t n) override { pos_ = std::clamp<std::int64_t>(n, 0, pos_); }
   std::int64_t position() const override { return pos_; }
   std::int64_t vocabSize() const override { return cfg_.vocabSize; }
   std::int64_t contextLength() const override { return ctx_; }

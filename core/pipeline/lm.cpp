@@ -73,12 +73,11 @@ struct Windows {
 };
 
 // Tokenized text cut into the windows of ENTQUANT.md section 8.
-Windows cutWindows(const model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
-                   const PerplexityOptions& o) {
+Windows cutWindows(const model::CausalLM& lm, std::vector<std::int32_t> ids, const PerplexityOptions& o) {
   if (o.ctx < 2) fail(Errc::InvalidArgument, "the context must be at least 2 tokens (got {})", o.ctx);
   if (o.ctx > lm.contextLength())
     fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, lm.contextLength());
-  Windows w{tok.encode(text, false), 0};
+  Windows w{std::move(ids), 0};
   w.count = static_cast<std::int64_t>(w.ids.size()) / o.ctx;
   if (o.maxWindows > 0) w.count = std::min(w.count, o.maxWindows);
   if (w.count == 0)
@@ -104,10 +103,33 @@ void finish(PerplexityResult& r, const Windows& w, Clock::time_point t0) {
 
 }  // namespace
 
+text::SamplingParams loadSamplingDefaults(const fs::path& path) {
+  std::optional<GenerationConfig> g;
+  if (isEqzPath(path)) {
+    const EqzFile f = EqzFile::open(path);
+    const auto gen = embeddedJson(f, "generation_config.json");
+    if (!gen.is_null()) g = parseGenerationConfig(gen, path.string() + " (embedded generation_config.json)");
+  } else if (fs::is_directory(path) || path.extension() == ".safetensors") {
+    g = ModelSource::open(path)->generationConfig();
+  }
+  text::SamplingParams p{0.0f};
+  if (!g || !g->doSample.value_or(false)) return p;
+  p.temperature = static_cast<float>(g->temperature.value_or(1.0));
+  p.topK = static_cast<int>(g->topK.value_or(50));  // transformers' default
+  p.topP = static_cast<float>(g->topP.value_or(1.0));
+  p.minP = static_cast<float>(g->minP.value_or(0.0));
+  p.repetitionPenalty = static_cast<float>(g->repetitionPenalty.value_or(1.0));
+  return p;
+}
+
 PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
                             const PerplexityOptions& o) {
+  return perplexityOfIds(lm, tok.encode(text, false), o);
+}
+
+PerplexityResult perplexityOfIds(model::CausalLM& lm, std::vector<std::int32_t> ids, const PerplexityOptions& o) {
   const auto t0 = Clock::now();
-  const Windows w = cutWindows(lm, tok, text, o);
+  const Windows w = cutWindows(lm, std::move(ids), o);
   PerplexityResult r;
   const std::int64_t v = lm.vocabSize();
   std::vector<double> lp;
@@ -137,7 +159,7 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
          a.vocabSize(), b.vocabSize());
   if (o.ctx > b.contextLength())
     fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, b.contextLength());
-  const Windows w = cutWindows(a, tok, text, o);
+  const Windows w = cutWindows(a, tok.encode(text, false), o);
   CompareResult r;
   const std::int64_t v = a.vocabSize();
   std::vector<double> lpa, lpb;
@@ -182,14 +204,18 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
 GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const std::vector<std::int32_t>& prompt,
                         const GenerateOptions& o) {
   GenerateResult r;
-  r.promptTokens = static_cast<std::int64_t>(prompt.size());
   if (prompt.empty()) fail(Errc::InvalidArgument, "the prompt is empty");
+  if (static_cast<std::int64_t>(prompt.size()) >= lm.contextLength())
+    fail(Errc::InvalidArgument, "the prompt has {} tokens; the context holds {}", prompt.size(), lm.contextLength());
   text::Sampler sampler(o.sampling);
   const text::StopStrings stops(o.stopStrings);
   std::vector<std::int32_t> history(prompt);
   auto t0 = Clock::now();
-  lm.reset();
-  std::vector<float> logits = lm.forward(prompt, o.keepGoing);
+  std::size_t cached = o.reuseCache ? static_cast<std::size_t>(lm.position()) : 0;
+  if (cached >= prompt.size()) cached = 0;  // nothing new to run: start over
+  if (cached == 0) lm.reset();
+  r.promptTokens = static_cast<std::int64_t>(prompt.size() - cached);
+  std::vector<float> logits = lm.forward(std::span(prompt).subspan(cached), o.keepGoing);
   r.promptSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   t0 = Clock::now();
   const std::int64_t v = lm.vocabSize();

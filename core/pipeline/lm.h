@@ -19,6 +19,10 @@ text::Tokenizer loadTokenizer(const std::filesystem::path& path);
 // End-of-generation ids: generation_config.json's eos ids, else config.json's (folder or .eqz).
 std::vector<std::int32_t> loadEosIds(const std::filesystem::path& path);
 
+// The sampling the model's generation_config.json asks for (do_sample, temperature, top_k, top_p, min_p,
+// repetition_penalty); greedy when it says do_sample false or has none.
+text::SamplingParams loadSamplingDefaults(const std::filesystem::path& path);
+
 struct PerplexityOptions {
   std::int64_t ctx = 512;
   std::int64_t maxWindows = 0;  // 0: all
@@ -35,6 +39,8 @@ struct PerplexityResult {
 // an empty cache, and returns exp(mean NLL of tokens 2..ctx of every window). Error if no full window fits.
 PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
                             const PerplexityOptions& options);
+// The same over token ids.
+PerplexityResult perplexityOfIds(model::CausalLM& lm, std::vector<std::int32_t> ids, const PerplexityOptions& options);
 
 struct CompareResult {
   PerplexityResult original, compressed;  // each model's perplexity on the same windows
@@ -56,12 +62,15 @@ struct GenerateOptions {
   std::vector<std::string> stopStrings;
   std::function<void(const std::string& delta)> onText;  // streamed text, never part of a stop string
   std::function<bool()> keepGoing;
+  // The model's cache already holds the first lm.position() ids of the prompt (the caller checked): only the rest
+  // is run. Otherwise the cache is cleared and the whole prompt runs.
+  bool reuseCache = false;
 };
 
 struct GenerateResult {
   std::string text;
   std::vector<std::int32_t> ids;
-  std::int64_t promptTokens = 0;
+  std::int64_t promptTokens = 0;  // prompt tokens run (without those reused from the cache)
   double promptSeconds = 0, generationSeconds = 0;
   std::string stopReason;  // "eos", "stop_string", "max_tokens", "context_full"
 };
