@@ -1,5 +1,6 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
-//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--allocation uniform|global] [--threads N] [--json]
+//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective paper|paper-local|ecsq-l1|ecsq-mse]
+//                   [--allocation uniform|global|depth] [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -31,7 +32,9 @@ void printSummary(const CompressSummary& s, bool verbose) {
   }
   fmt::print("Compressed    {} -> {}\n", s.input, s.output);
   fmt::print("Method        {}{}\n", s.method,
-             s.method == "entquant" ? fmt::format(" ({} codes, {} bit allocation)", s.format, s.allocation) : "");
+             s.method == "entquant"
+                 ? fmt::format(" ({} codes, {} objective, {} bit allocation)", s.format, s.objective, s.allocation)
+                 : "");
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
   fmt::print("Size          {} -> {} ({:.2f}x smaller)\n", formatBytes(s.inputBytes), formatBytes(s.outputBytes),
              s.outputBytes ? static_cast<double>(s.inputBytes) / static_cast<double>(s.outputBytes) : 0.0);
@@ -61,14 +64,31 @@ int runCompress(ArgList& args) {
     o.format = *parsed;
   }
   if (const auto m = args.value("--method")) o.method = *m;
-  if (const auto a = args.value("--allocation")) {
-    if (*a == "global") o.allocation = CompressOptions::Allocation::Global;
-    else if (*a != "uniform") throw UsageError(fmt::format("--allocation must be uniform or global, not \"{}\"", *a));
-    if (lambda && o.allocation == CompressOptions::Allocation::Global)
-      throw UsageError("--allocation global needs a bits target, not --lambda");
+  const auto objective = args.value("--objective");
+  if (objective) {
+    const auto parsed = quant::parseObjective(*objective);
+    if (!parsed)
+      throw UsageError(fmt::format("--objective must be paper, paper-local, ecsq-l1 or ecsq-mse, not \"{}\"", *objective));
+    o.objective = *parsed;
+  }
+  const auto allocation = args.value("--allocation");
+  if (allocation) {
+    if (*allocation == "global") o.allocation = CompressOptions::Allocation::Global;
+    else if (*allocation == "depth") o.allocation = CompressOptions::Allocation::Depth;
+    else if (*allocation != "uniform")
+      throw UsageError(fmt::format("--allocation must be uniform, global or depth, not \"{}\"", *allocation));
+    if (lambda && o.allocation != CompressOptions::Allocation::Uniform)
+      throw UsageError(fmt::format("--allocation {} needs a bits target, not --lambda", *allocation));
+  }
+  if (const auto sc = args.value("--scales")) {
+    if (bits || lambda || objective || allocation)
+      throw UsageError("--scales excludes --bits, --lambda, --objective and --allocation");
+    o.scalesFile = *sc;
   }
   if (o.method != "entquant" && o.method != "rtn4" && o.method != "rtn3" && o.method != "rtn2" && o.method != "nf4")
     throw UsageError(fmt::format("--method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"{}\"", o.method));
+  if (o.method != "entquant" && (objective || !o.scalesFile.empty()))
+    throw UsageError(fmt::format("--objective and --scales apply to --method entquant, not {}", o.method));
   if (const auto t = args.number<int>("--threads")) {
     if (*t < 1) throw UsageError("--threads must be at least 1");
     o.threads = static_cast<unsigned>(*t);

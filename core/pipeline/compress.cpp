@@ -4,10 +4,14 @@
 #include "common/regex.h"
 #include "common/thread_pool.h"
 #include "format/eqz.h"
+#include "format/safetensors.h"
 #include "quant/baseline.h"
 #include "quant/row_scale_search.h"
 
+#include <fmt/ranges.h>
+
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <map>
 #include <queue>
@@ -24,6 +28,18 @@ std::string isoNow() {
   return buf;
 }
 
+std::string_view allocationName(CompressOptions::Allocation a) {
+  switch (a) {
+    case CompressOptions::Allocation::Global: return "global";
+    case CompressOptions::Allocation::Depth: return "depth";
+    default: return "uniform";
+  }
+}
+
+std::string objectiveLabel(const CompressOptions& o) {
+  return o.scalesFile.empty() ? std::string(quant::objectiveName(o.objective)) : "given-scales";
+}
+
 nlohmann::json settingsJson(const CompressOptions& o) {
   nlohmann::json rules = nlohmann::json::array();
   for (const auto& r : o.layerRules)
@@ -31,7 +47,8 @@ nlohmann::json settingsJson(const CompressOptions& o) {
   return {{"method", o.method},
           {"code_format", std::string(quant::codeFormatName(o.format))},
           {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
-          {"allocation", o.allocation == CompressOptions::Allocation::Global ? "global" : "uniform"},
+          {"allocation", std::string(allocationName(o.allocation))},
+          {"objective", objectiveLabel(o)},
           {"value", o.target.value},
           {"layer_bits", rules},
           {"segment_symbols", o.segmentSymbols}};
@@ -54,18 +71,20 @@ std::optional<quant::RateTarget> targetFor(const std::string& name, const Compre
   return t;
 }
 
-// Global allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at equal slope
-// mu of relMSE against bits (each tensor minimizes relMSE + mu * bits on its measured curve).
+// Global (and depth) allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at equal
+// slope mu of (sensitivity x relMSE) against bits (each tensor minimizes that + mu * bits on its measured curve).
 std::map<std::string, double> allocateBits(const ModelSource& source, const CompressOptions& o,
                                            const std::vector<Regex>& rules, ThreadPool& pool,
                                            const std::function<void(std::size_t, const std::string&)>& progress) {
   struct Curve {
     std::string name;
-    double weights;
+    double weights, sensitivity;
     std::vector<quant::RatePoint> points;
   };
   std::vector<Curve> curves;
   const auto& tensors = source.tensors();
+  int layers = 0;
+  for (const auto& t : tensors) layers = std::max(layers, t.cls.layer + 1);
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const ModelTensor& t = tensors[i];
     bool ruled = false;
@@ -76,8 +95,11 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
     qo.format = o.format;
     qo.segmentSymbols = o.segmentSymbols;
     qo.keepGoing = o.keepGoing;
+    qo.objective = o.objective;
     const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
-    curves.push_back({t.info->name, static_cast<double>(m.numel()), quant::rateCurve(m, qo, pool)});
+    const double sensitivity = o.allocation == CompressOptions::Allocation::Depth
+                                   ? depthSensitivity(t.info->name, t.cls.layer, layers) : 1.0;
+    curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
     source.release(t);
   }
   // Each curve's lower convex hull in (bits, relMSE); then the classic greedy for convex costs: start every tensor
@@ -88,7 +110,7 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
   for (const auto& c : curves) {
     std::vector<quant::RowPoint> pts;
     for (std::size_t k = 0; k < c.points.size(); ++k)
-      pts.push_back({static_cast<std::int32_t>(k), c.points[k].relMse, c.points[k].bits});
+      pts.push_back({static_cast<std::int32_t>(k), c.sensitivity * c.points[k].relMse, c.points[k].bits});
     quant::lowerHull(pts);
     total += c.weights;
     used += c.weights * pts.front().rate;
@@ -125,7 +147,54 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
   return out;
 }
 
+// Reads and checks the given log2 scales of every tensor that will be compressed, before any work.
+std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& source, const CompressOptions& o,
+                                                          const std::vector<Regex>& rules) {
+  for (const auto& r : o.layerRules)
+    if (r.bits)
+      fail(Errc::InvalidArgument, "--layer-bits \"{}={}\": with --scales, rules can only keep tensors", r.pattern,
+           *r.bits);
+  const auto file = SafetensorsFile::open(o.scalesFile);
+  const std::string path = o.scalesFile.string();
+  std::map<std::string, std::vector<float>> out;
+  for (const ModelTensor& t : source.tensors()) {
+    if (!t.cls.compressible || !targetFor(t.info->name, o, rules, {})) continue;
+    const std::string& name = t.info->name;
+    const std::vector<std::int64_t> rowShape(t.info->shape.begin(), t.info->shape.end() - 1);
+    std::int64_t rows = 1;
+    for (auto d : rowShape) rows *= d;
+    const TensorInfo* s = file.find(name);
+    if (!s) fail(Errc::MissingTensor, "{}: no tensor \"{}\" (the log2 scales of that weight's {} rows)", path, name, rows);
+    if (s->dtype != DType::F32 && s->dtype != DType::BF16)
+      fail(Errc::InvalidArgument, "{}: tensor \"{}\" is {}; log2 scales must be F32 or BF16", path, name,
+           dtypeName(s->dtype));
+    if (s->shape != std::vector<std::int64_t>{rows} && s->shape != rowShape)
+      fail(Errc::ShapeMismatch, "{}: tensor \"{}\" has shape [{}]; expected [{}], one log2 scale per row", path, name,
+           fmt::join(s->shape, ", "), rows);
+    std::vector<float> l(static_cast<std::size_t>(rows));
+    convertToFloat(s->dtype, file.data(*s).data(), l.size(), l.data());
+    for (std::size_t r = 0; r < l.size(); ++r) {
+      if (!std::isfinite(l[r]))
+        fail(Errc::InvalidArgument, "{}: tensor \"{}\": the log2 scale of row {} is not finite", path, name, r);
+      const float e = bf16ToF32(f32ToBf16(l[r]));
+      if (e < -126 || e > 127)
+        fail(Errc::InvalidArgument, "{}: tensor \"{}\": the log2 scale of row {} is {}, outside [-126, 127]", path, name,
+             r, l[r]);
+    }
+    out[name] = std::move(l);
+  }
+  return out;
+}
+
 }  // namespace
+
+double depthSensitivity(const std::string& name, int layer, int layers) {
+  double depth = 1;
+  if (layer >= 0 && layers > 0) depth += std::exp2(-layer) + std::exp2(-(layers - 1 - layer));
+  const bool outputSide = name.find("v_proj") != std::string::npos || name.find("down_proj") != std::string::npos ||
+                          name.find(".w2.") != std::string::npos;
+  return depth * (outputSide ? 2.0 : 1.0);
+}
 
 LayerRule LayerRule::parse(const std::string& text) {
   const auto eq = text.rfind('=');
@@ -160,9 +229,11 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   for (const auto& r : o.layerRules) rules.emplace_back(r.pattern);
   auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
 
+  const bool given = entquant && !o.scalesFile.empty();
+  const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
   ThreadPool pool(o.threads);
   std::map<std::string, double> allocated;
-  const bool global = o.allocation == CompressOptions::Allocation::Global && entquant &&
+  const bool global = o.allocation != CompressOptions::Allocation::Uniform && entquant && !given &&
                       o.target.mode == quant::RateTarget::Mode::Bits;
   if (global)
     allocated = allocateBits(source, o, rules, pool, [&](std::size_t i, const std::string& name) {
@@ -177,7 +248,8 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     });
   EqzWriter writer(output);
   CompressSummary sum;
-  sum.allocation = global ? "global" : "uniform";
+  sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
+  sum.objective = entquant ? objectiveLabel(o) : "";
   sum.input = source.input().string();
   sum.output = output.string();
   sum.method = o.method;
@@ -221,6 +293,8 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         quant::QuantizeOptions qo;
         qo.format = o.format;
         qo.target = *target;
+        qo.objective = o.objective;
+        if (given) qo.log2Scales = givenScales.at(info.name);
         qo.segmentSymbols = o.segmentSymbols;
         qo.keepGoing = o.keepGoing;
         const quant::QuantizedTensor q = quant::quantizeTensor(m, qo, pool);
@@ -229,7 +303,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         const EqzSection stream = writer.addSection(q.stream);
         const EqzSection scales = writer.addSection(std::as_bytes(std::span(q.scales)));
         entry["sections"] = {{"stream", stream.toJson()}, {"scales", scales.toJson()}};
-        if (target->mode == quant::RateTarget::Mode::Bits) tr.targetBits = target->value;
+        if (target->mode == quant::RateTarget::Mode::Bits && !given) tr.targetBits = target->value;
         tr.lambda = q.lambda;
         tr.entropyBits = q.entropyBits;
         tr.distinctSymbols = q.distinctSymbols;
@@ -322,6 +396,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"output", s.output},
                            {"method", s.method},
                            {"code_format", s.format},
+                           {"objective", s.objective},
                            {"allocation", s.allocation},
                            {"effective_bpw", s.effectiveBpw},
                            {"entropy_bpw", s.entropyBpw},

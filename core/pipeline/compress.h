@@ -38,10 +38,17 @@ struct CompressOptions {
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   quant::RateTarget target;          // default: 3.0 effective bits per weight for every compressed tensor
   std::vector<LayerRule> layerRules;
+  quant::Objective objective = quant::Objective::Paper;  // how row scales are chosen (tensor_quantizer.h)
   // With a bits target: "uniform" gives every tensor the target; "global" spends the same total bits but moves
   // them between tensors to minimize the weight-count-weighted sum of relative MSE (equal slopes of each tensor's
-  // rate-distortion curve, measured on sampled rows in a first pass). Tensors matched by --layer-bits are fixed.
-  enum class Allocation { Uniform, Global } allocation = Allocation::Uniform;
+  // rate-distortion curve, measured on sampled rows in a first pass); "depth" does the same with each tensor's
+  // relative MSE also weighted by a data-free sensitivity (depthSensitivity). Tensors matched by --layer-bits
+  // are fixed.
+  enum class Allocation { Uniform, Global, Depth } allocation = Allocation::Uniform;
+  // Given log2 row scales instead of a search: a safetensors file with, for every compressed weight, a tensor of
+  // the same name, F32 or BF16, shape [rows] (or the weight's shape without its last dimension); row r uses the
+  // scale 2^(bf16(l_r)). The rate target, objective and allocation do not apply; --layer-bits may only keep.
+  std::filesystem::path scalesFile;
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   unsigned threads = 0;              // 0: all hardware threads
   std::uint64_t maxEmbeddedFileBytes = 64ull << 20;
@@ -61,11 +68,17 @@ struct TensorReport {
 };
 
 struct CompressSummary {
-  std::string input, output, method, format, allocation;
+  std::string input, output, method, format, objective, allocation;
   std::vector<TensorReport> tensors;
   std::uint64_t compressedWeights = 0, compressedBytes = 0, totalWeights = 0, inputBytes = 0, outputBytes = 0;
   double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;
 };
+
+// The sensitivity weight of `--allocation depth` for a tensor of block `layer` (of `layers`; -1 outside blocks):
+//   (1 + 2^-layer + 2^-(layers - 1 - layer)) x (2 for v_proj, down_proj and MoE w2 / down weights, else 1)
+// so the first and last blocks count about twice the middle ones, their neighbours 1.5x, and the projections
+// whose error reaches the residual stream unmixed by a nonlinearity or softmax count double.
+double depthSensitivity(const std::string& name, int layer, int layers);
 
 CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
                               const CompressOptions& options);

@@ -319,6 +319,44 @@ void RowScaleSearch::hull(const float* w, std::int64_t n, std::vector<RowPoint>&
   lowerHull(out);
 }
 
+void RowScaleSearch::grid(const float* w, std::int64_t n, std::vector<RowPoint>& out) {
+  candidates(w, n, out);
+  std::sort(out.begin(), out.end(), [](const RowPoint& a, const RowPoint& b) { return a.k < b.k; });
+}
+
+int absmaxStartIndex(CodeFormat format, float absmax) {
+  if (!(absmax > 0)) return 0;
+  const float qmax = format == CodeFormat::Fp8E4M3 ? 448.0f : 127.0f;
+  const float l0 = bf16ToF32(f32ToBf16(std::log2(absmax / qmax)));
+  return static_cast<int>(std::lround(16.0 * static_cast<double>(l0)));
+}
+
+std::size_t localOptimum(std::span<const RowPoint> grid, std::size_t start, double lambda) {
+  const std::size_t n = grid.size();
+  auto f = [&](std::size_t i) { return grid[i].err + lambda * grid[i].rate; };
+  std::size_t i = std::min(start, n - 1);
+  for (;;) {
+    const double fi = f(i);
+    std::size_t next = i;
+    double best = fi;
+    if (i + 1 < n && f(i + 1) < best) next = i + 1, best = f(i + 1);
+    if (i > 0 && f(i - 1) < best) next = i - 1, best = f(i - 1);
+    if (next == i) {  // no neighbour is better: look across a plateau of equal values, up first
+      for (const int dir : {1, -1}) {
+        std::ptrdiff_t j = static_cast<std::ptrdiff_t>(i) + dir;
+        while (j >= 0 && j < static_cast<std::ptrdiff_t>(n) && f(static_cast<std::size_t>(j)) == fi) j += dir;
+        if (j >= 0 && j < static_cast<std::ptrdiff_t>(n) && j != static_cast<std::ptrdiff_t>(i) + dir &&
+            f(static_cast<std::size_t>(j)) < fi) {
+          next = static_cast<std::size_t>(j);
+          break;
+        }
+      }
+    }
+    if (next == i) return i;
+    i = next;
+  }
+}
+
 std::size_t chooseOnHull(std::span<const RowPoint> hull, double lambda) {
   std::size_t i = 0;
   while (i + 1 < hull.size() &&

@@ -34,6 +34,8 @@ class RowScaleSearch {
   void candidates(const float* w, std::int64_t n, std::vector<RowPoint>& out);
   // The lower convex hull of the candidates in (rate, err), sorted by rate ascending (err descending).
   void hull(const float* w, std::int64_t n, std::vector<RowPoint>& out);
+  // Every candidate sorted by grid index (consecutive indices), for local searches that walk the grid.
+  void grid(const float* w, std::int64_t n, std::vector<RowPoint>& out);
 
   // The search range for a row of absolute maximum `absmax`: [first, last] grid indices.
   std::pair<int, int> range(float absmax) const;
@@ -57,6 +59,18 @@ class RowScaleSearch {
   std::vector<double> prefixA_;      // prefix sums of the sorted |w|
   std::vector<double> pa_, pne_, pnr_;
 };
+
+// The grid index the reference optimizer starts from: its initial scale absmax/qmax (448 for FP8, 127 for Int8)
+// as a log2 value rounded to bf16, l0 = bf16(log2(absmax/qmax)), then the nearest grid index round(16 * l0)
+// (exactly l0 where |l0| is in [8, 16), the usual range). 0 for a zero row.
+int absmaxStartIndex(CodeFormat format, float absmax);
+
+// `--objective paper-local`: from grid[start], step to the neighbouring grid point with the lower
+// err + lambda * rate while that strictly improves (the higher scale wins a tie between the two neighbours).
+// On a plateau (both neighbours equal, no better one), look past it: move up the grid first, then down, to the
+// first point that differs, and go there if it is strictly lower. Stops at the first point that no move improves.
+// `grid` must hold consecutive grid indices (RowScaleSearch::grid). Returns the position in `grid`.
+std::size_t localOptimum(std::span<const RowPoint> grid, std::size_t start, double lambda);
 
 // Index of the hull vertex minimizing err + lambda * rate (the lowest rate among ties).
 std::size_t chooseOnHull(std::span<const RowPoint> hull, double lambda);

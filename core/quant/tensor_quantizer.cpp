@@ -2,9 +2,11 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "quant/ecsq.h"
 #include "quant/scale_grid.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <mutex>
 #include <optional>
@@ -15,9 +17,12 @@ namespace {
 constexpr std::int64_t kRowBlock = 16;
 constexpr double kLambdaMin = 1e-6, kLambdaMax = 1e7;
 
-// Everything lambda-independent about a tensor: each row's hull, and the sums the objective normalizes by.
+// Everything lambda-independent about a tensor: each row's hull (paper), whole candidate grid and start (paper-local)
+// or ECSQ candidates, and the sums the objectives normalize by.
 struct Analysis {
-  std::vector<std::vector<RowPoint>> hulls;
+  std::vector<std::vector<RowPoint>> hulls;  // paper: lower hull; paper-local: every candidate by grid index
+  std::vector<std::int32_t> starts;          // paper-local: the absmax start's grid index
+  EcsqProblem ecsq;
   double absSum = 0, sqSum = 0;
 };
 
@@ -31,26 +36,43 @@ void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o,
   });
 }
 
-// Hulls of every rowStep-th row (all rows when 1); the sums cover every row.
+bool isEcsq(Objective o) { return o == Objective::EcsqL1 || o == Objective::EcsqMse; }
+
+// Per-row search data of every rowStep-th row (all rows when 1) for the objective (none for given scales); the
+// sums cover every row.
 Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t rowStep = 1) {
   Analysis a;
-  a.hulls.resize(static_cast<std::size_t>(m.rows));
+  const bool search = o.log2Scales.empty();
+  const bool ecsq = search && isEcsq(o.objective), local = search && o.objective == Objective::PaperLocal;
+  if (ecsq) a.ecsq.rows.resize(static_cast<std::size_t>(m.rows));
+  else if (search) a.hulls.resize(static_cast<std::size_t>(m.rows));
+  if (local) a.starts.resize(static_cast<std::size_t>(m.rows));
   std::mutex mu;
   bool nonFinite = false;
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
-    RowScaleSearch search(o.format);
+    RowScaleSearch rowSearch(o.format);
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     double abs = 0, sq = 0;
     bool bad = false;
     for (std::int64_t r = r0; r < r1; ++r) {
       m.row(r, w.data());
+      float absmax = 0;
       for (float x : w) {
         bad |= !std::isfinite(x);
         abs += std::fabs(x);
         sq += static_cast<double>(x) * x;
+        absmax = std::max(absmax, std::fabs(x));
       }
       if (bad) break;
-      if (r % rowStep == 0) search.hull(w.data(), m.cols, a.hulls[static_cast<std::size_t>(r)]);
+      if (!search || r % rowStep != 0) continue;
+      const auto i = static_cast<std::size_t>(r);
+      if (ecsq) ecsqCandidates(o.format, w.data(), m.cols, a.ecsq.rows[i]);
+      else if (local) {
+        rowSearch.grid(w.data(), m.cols, a.hulls[i]);
+        a.starts[i] = absmaxStartIndex(o.format, absmax);
+      } else {
+        rowSearch.hull(w.data(), m.cols, a.hulls[i]);
+      }
     }
     std::lock_guard lock(mu);
     a.absSum += abs;
@@ -67,6 +89,15 @@ double rowLambda(const MatrixView& m, const Analysis& a, CodeFormat f, double la
   return f == CodeFormat::Fp8E4M3 ? 4.0 * lambda * a.absSum / n : lambda * a.absSum / (128.0 * n);
 }
 
+// The paper objectives' choice for row r at a row lambda: the hull optimum, or the local walk from the start.
+std::uint16_t paperScale(const Analysis& a, const QuantizeOptions& o, std::int64_t r, double lambdaRow) {
+  const auto& pts = a.hulls[static_cast<std::size_t>(r)];
+  if (o.objective != Objective::PaperLocal) return scaleBitsOfIndex(pts[chooseOnHull(pts, lambdaRow)].k);
+  const auto start = std::clamp<std::int64_t>(a.starts[static_cast<std::size_t>(r)] - pts.front().k, 0,
+                                              static_cast<std::int64_t>(pts.size()) - 1);
+  return scaleBitsOfIndex(pts[localOptimum(pts, static_cast<std::size_t>(start), lambdaRow)].k);
+}
+
 // Histogram of the codes of every rowStep-th row at this lambda (and, if asked, their squared error and energy).
 codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambdaRow,
                               std::int64_t rowStep, ThreadPool& pool, double* sqErr = nullptr, double* sqSum = nullptr) {
@@ -81,9 +112,8 @@ codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const Quan
     double err = 0, sum = 0;
     for (std::int64_t s = s0; s < s1; ++s) {
       const std::int64_t r = s * rowStep;
-      const auto& hull = a.hulls[static_cast<std::size_t>(r)];
       m.row(r, w.data());
-      const std::uint16_t scale = scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k);
+      const std::uint16_t scale = paperScale(a, o, r, lambdaRow);
       quantizeRow(o.format, w.data(), m.cols, scale, q.data());
       const auto c = codec::countSymbols(q);
       for (int i = 0; i < 256; ++i) local[i] += c[i];
@@ -104,13 +134,8 @@ codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const Quan
   return total;
 }
 
-// Predicted effective bits per weight at lambda, measured on every rowStep-th row.
-double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambda, std::int64_t rowStep,
-                   ThreadPool& pool, double* relMse = nullptr) {
-  double sqErr = 0, sqSum = 0;
-  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool, relMse ? &sqErr : nullptr,
-                                &sqSum);
-  if (relMse) *relMse = sqSum > 0 ? sqErr / sqSum : 0;
+// Effective bits per weight of the whole tensor if its codes had the distribution of `counts` (a sample of rows).
+double bitsOfCounts(const MatrixView& m, const QuantizeOptions& o, const codec::SymbolCounts& counts) {
   std::uint64_t symbols = 0;
   for (auto c : counts) symbols += c;
   const auto table = codec::FrequencyTable::normalize(counts);
@@ -123,6 +148,16 @@ double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions
   const double scales = 2.0 * static_cast<double>(m.rows);
   auto padded = [](double b) { return std::ceil(b / 64.0) * 64.0; };
   return 8.0 * (padded(stream) + padded(scales)) / n;
+}
+
+// Predicted effective bits per weight at lambda (paper objectives), measured on every rowStep-th row.
+double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambda, std::int64_t rowStep,
+                   ThreadPool& pool, double* relMse = nullptr) {
+  double sqErr = 0, sqSum = 0;
+  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool, relMse ? &sqErr : nullptr,
+                                &sqSum);
+  if (relMse) *relMse = sqSum > 0 ? sqErr / sqSum : 0;
+  return bitsOfCounts(m, o, counts);
 }
 
 // Solves bits(lambda) = target on log(lambda) by regula falsi with the Illinois rule (bits fall about linearly
@@ -161,16 +196,147 @@ double solveLambda(const std::function<double(double)>& bitsAt, double target, d
   return std::exp(x);
 }
 
+
+// ECSQ rate control. The start is the paper's exact solution at the same bits target (or, with --lambda, at the
+// same lambda value), read off the ECSQ candidates; then lambda is solved so that the ECSQ fixed point hits the
+// target. Returns each row's scale.
+std::vector<std::uint16_t> ecsqScales(const MatrixView& m, Analysis& a, const QuantizeOptions& o, ThreadPool& pool,
+                                      double& lambda, bool& clamped) {
+  EcsqProblem& p = a.ecsq;
+  p.mse = o.objective == Objective::EcsqMse;
+  p.norm = p.mse ? a.sqSum : a.absSum;
+  p.weights = m.numel();
+  p.keepGoing = o.keepGoing;
+  const std::size_t rows = p.rows.size();
+  // The paper's hull of each row in (rate, l1), with RowPoint::k holding the candidate's position.
+  std::vector<std::vector<RowPoint>> hulls(rows);
+  forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
+    for (auto r = static_cast<std::size_t>(r0); r < static_cast<std::size_t>(r1); ++r) {
+      const EcsqRow& row = p.rows[r];
+      for (std::size_t c = 0; c < row.size(); ++c) {
+        double rate = 0;
+        for (std::uint32_t e = row.begin[c]; e < row.begin[c + 1]; ++e)
+          rate += (row.entries[e] & 0xFFFFFFu) * std::fabs(codeValue(o.format, static_cast<std::uint8_t>(row.entries[e] >> 24)));
+        hulls[r].push_back({static_cast<std::int32_t>(c), row.l1[c], rate});
+      }
+      lowerHull(hulls[r]);
+    }
+  });
+  auto paperChoice = [&](double paperLambda) {
+    const double lr = rowLambda(m, a, o.format, paperLambda);
+    std::vector<std::uint32_t> choice(rows);
+    for (std::size_t r = 0; r < rows; ++r) choice[r] = static_cast<std::uint32_t>(hulls[r][chooseOnHull(hulls[r], lr)].k);
+    return choice;
+  };
+  auto bitsOf = [&](std::span<const std::uint32_t> choice) {
+    codec::SymbolCounts counts{};
+    ecsqObjective(p, choice, 0, &counts);
+    return bitsOfCounts(m, o, counts);
+  };
+  std::vector<std::uint32_t> start;
+  const bool bitsMode = o.target.mode == RateTarget::Mode::Bits;
+  if (bitsMode) {
+    bool paperClamped = false;
+    start = paperChoice(solveLambda([&](double l) { return bitsOf(paperChoice(l)); }, o.target.value, kLambdaMin,
+                                    kLambdaMax, o.bitsTolerance / 2, paperClamped));
+  } else {
+    start = paperChoice(o.target.value);
+  }
+  std::map<double, std::vector<std::uint32_t>> solved;  // lambda -> choice (the solver's last guess is the answer)
+  auto solveAt = [&](double l) -> const std::vector<std::uint32_t>& {
+    auto it = solved.find(l);
+    if (it == solved.end()) it = solved.emplace(l, solveEcsq(p, l, start, o.ecsqIterations, pool).choice).first;
+    return it->second;
+  };
+  clamped = false;
+  lambda = o.target.value;
+  if (bitsMode) {
+    // Bracket from a guess: at high rate D falls like 2^-R (l1) or 4^-R (MSE), so the slope -dD/dR at the start is
+    // about ln 2 (or 2 ln 2) times its relative distortion; widen by 1.5x steps until the target is inside.
+    const double d0 = ecsqObjective(p, start, 0);
+    const double guess = std::clamp((p.mse ? 2.0 : 1.0) * std::log(2.0) * d0, 1e-6, 1e3);
+    auto bitsAt = [&](double l) { return bitsOf(solveAt(l)); };
+    double lo = guess, hi = guess, bLo = bitsAt(guess), bHi = bLo;
+    if (std::fabs(bLo - o.target.value) <= o.bitsTolerance) {
+      lambda = guess;
+    } else {
+      while (bLo < o.target.value && lo > 1e-7) bLo = bitsAt(lo = std::max(1e-7, lo / 1.5));
+      while (bHi > o.target.value && hi < 1e4) bHi = bitsAt(hi = std::min(1e4, hi * 1.5));
+      lambda = solveLambda(bitsAt, o.target.value, lo, hi, o.bitsTolerance, clamped, bLo, bHi);
+    }
+  }
+  const auto& choice = solveAt(lambda);
+  std::vector<std::uint16_t> scales(rows);
+  for (std::size_t r = 0; r < rows; ++r) scales[r] = scaleBitsOfIndex(p.rows[r].k[choice[r]]);
+  return scales;
+}
+
+// The paper objectives' rate control: lambda (and each row's scale) for the target.
+std::vector<std::uint16_t> paperScales(const MatrixView& m, const Analysis& a, const QuantizeOptions& o,
+                                       ThreadPool& pool, double& lambda, bool& clamped) {
+  clamped = false;
+  if (o.target.mode == RateTarget::Mode::Lambda) {
+    lambda = o.target.value;
+  } else {
+    // Coarse solve on a sample of rows, then on every row starting from a bracket around the coarse answer.
+    const std::int64_t step = std::max<std::int64_t>(1, m.rows / 512);
+    const double coarse = solveLambda([&](double l) { return predictBits(m, a, o, l, step, pool); }, o.target.value,
+                                      kLambdaMin, kLambdaMax, o.bitsTolerance / 2, clamped);
+    lambda = coarse;
+    if (step > 1 && !clamped) {
+      // On every row: usually the coarse answer is already inside the tolerance; otherwise bracket it and refine.
+      auto full = [&](double l) { return predictBits(m, a, o, l, 1, pool); };
+      const double b = full(coarse);
+      if (std::fabs(b - o.target.value) > o.bitsTolerance) {
+        double lo = coarse, hi = coarse, bLo = b, bHi = b;
+        while (bLo < o.target.value && lo > kLambdaMin) bLo = full(lo = std::max(kLambdaMin, lo / 1.5));
+        while (bHi > o.target.value && hi < kLambdaMax) bHi = full(hi = std::min(kLambdaMax, hi * 1.5));
+        lambda = solveLambda(full, o.target.value, lo, hi, o.bitsTolerance, clamped, bLo, bHi);
+      }
+    }
+  }
+  const double lambdaRow = rowLambda(m, a, o.format, lambda);
+  std::vector<std::uint16_t> scales(static_cast<std::size_t>(m.rows));
+  forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) scales[static_cast<std::size_t>(r)] = paperScale(a, o, r, lambdaRow);
+  });
+  return scales;
+}
+
 }  // namespace
+
+std::optional<Objective> parseObjective(std::string_view name) {
+  if (name == "paper") return Objective::Paper;
+  if (name == "paper-local") return Objective::PaperLocal;
+  if (name == "ecsq-l1") return Objective::EcsqL1;
+  if (name == "ecsq-mse") return Objective::EcsqMse;
+  return std::nullopt;
+}
+
+std::string_view objectiveName(Objective o) {
+  switch (o) {
+    case Objective::Paper: return "paper";
+    case Objective::PaperLocal: return "paper-local";
+    case Objective::EcsqL1: return "ecsq-l1";
+    case Objective::EcsqMse: return "ecsq-mse";
+  }
+  return "paper";
+}
+
+std::uint16_t scaleOfLog2(float log2Scale) { return f32ToBf16(std::exp2f(bf16ToF32(f32ToBf16(log2Scale)))); }
 
 std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t maxRows) {
   const std::int64_t step = std::max<std::int64_t>(1, (m.rows + maxRows - 1) / maxRows);
-  const Analysis a = analyze(m, o, pool, step);
+  // ECSQ tensors are allocated by the paper objective's curve (its lambda sweep is cheap and ranks tensors alike).
+  QuantizeOptions po = o;
+  po.log2Scales = {};
+  if (isEcsq(po.objective)) po.objective = Objective::Paper;
+  const Analysis a = analyze(m, po, pool, step);
   std::vector<RatePoint> curve;
   for (int i = 0; i <= 24; ++i) {
     const double lambda = std::pow(10.0, -0.5 + 0.125 * i);  // 0.3 ... 300: about 8 down to 1.5 bits
     RatePoint p{lambda, 0, 0};
-    p.bits = predictBits(m, a, o, lambda, step, pool, &p.relMse);
+    p.bits = predictBits(m, a, po, lambda, step, pool, &p.relMse);
     curve.push_back(p);
   }
   return curve;
@@ -183,47 +349,32 @@ std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSy
 }
 
 QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
-  const Analysis a = analyze(m, o, pool);
+  if (!o.log2Scales.empty() && static_cast<std::int64_t>(o.log2Scales.size()) != m.rows)
+    fail(Errc::InvalidArgument, "{} given scales for {} rows", o.log2Scales.size(), m.rows);
+  Analysis a = analyze(m, o, pool);
   QuantizedTensor t;
   t.format = o.format;
   t.rows = m.rows;
   t.cols = m.cols;
-  if (o.target.mode == RateTarget::Mode::Lambda) {
-    t.lambda = o.target.value;
+  if (!o.log2Scales.empty()) {
+    t.scales.resize(static_cast<std::size_t>(m.rows));
+    for (std::size_t r = 0; r < t.scales.size(); ++r) t.scales[r] = scaleOfLog2(o.log2Scales[r]);
+  } else if (isEcsq(o.objective)) {
+    t.scales = ecsqScales(m, a, o, pool, t.lambda, t.targetClamped);
+    a.ecsq.rows = {};  // free the candidates before the final pass
   } else {
-    // Coarse solve on a sample of rows, then on every row starting from a bracket around the coarse answer.
-    const std::int64_t step = std::max<std::int64_t>(1, m.rows / 512);
-    bool clamped = false;
-    const double coarse = solveLambda([&](double l) { return predictBits(m, a, o, l, step, pool); }, o.target.value,
-                                      kLambdaMin, kLambdaMax, o.bitsTolerance / 2, clamped);
-    t.lambda = coarse;
-    if (step > 1 && !clamped) {
-      // On every row: usually the coarse answer is already inside the tolerance; otherwise bracket it and refine.
-      auto full = [&](double l) { return predictBits(m, a, o, l, 1, pool); };
-      const double b = full(coarse);
-      if (std::fabs(b - o.target.value) > o.bitsTolerance) {
-        double lo = coarse, hi = coarse, bLo = b, bHi = b;
-        while (bLo < o.target.value && lo > kLambdaMin) bLo = full(lo = std::max(kLambdaMin, lo / 1.5));
-        while (bHi > o.target.value && hi < kLambdaMax) bHi = full(hi = std::min(kLambdaMax, hi * 1.5));
-        t.lambda = solveLambda(full, o.target.value, lo, hi, o.bitsTolerance, clamped, bLo, bHi);
-      }
-    }
-    t.targetClamped = clamped;
+    t.scales = paperScales(m, a, o, pool, t.lambda, t.targetClamped);
   }
 
-  // Final pass: codes, scales and error statistics at the chosen lambda.
-  const double lambdaRow = rowLambda(m, a, o.format, t.lambda);
+  // Final pass: codes and error statistics at the chosen scales.
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(m.numel()));
-  t.scales.resize(static_cast<std::size_t>(m.rows));
   std::mutex mu;
   double errL1 = 0, errL2 = 0;
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     double e1 = 0, e2 = 0;
     for (std::int64_t r = r0; r < r1; ++r) {
-      const auto& hull = a.hulls[static_cast<std::size_t>(r)];
-      const std::uint16_t s = scaleBitsOfIndex(hull[chooseOnHull(hull, lambdaRow)].k);
-      t.scales[static_cast<std::size_t>(r)] = s;
+      const std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
       std::uint8_t* q = codes.data() + r * m.cols;
       m.row(r, w.data());
       quantizeRow(o.format, w.data(), m.cols, s, q);

@@ -1,5 +1,6 @@
-// Quantizes one weight matrix with EntQuant: exact per-row scale search, rate control (the paper's lambda, or a
-// target of effective bits per weight reached by bisection on lambda), then the rANS stream of the codes.
+// Quantizes one weight matrix with EntQuant: per-row scale choice under an objective (the paper's, solved exactly
+// or locally, or entropy-constrained; or given scales), rate control (the objective's lambda, or a target of
+// effective bits per weight reached by bisection on lambda), then the rANS stream of the codes.
 #pragma once
 
 #include "codec/rans.h"
@@ -8,7 +9,10 @@
 #include "quant/row_scale_search.h"
 
 #include <functional>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace eq {
@@ -23,9 +27,24 @@ struct RateTarget {
   double value = 3.0;  // lambda, or effective bits per weight
 };
 
+// How row scales are chosen (issue 6). All share the grid of RowScaleSearch and the rate control on lambda.
+enum class Objective : std::uint8_t {
+  Paper,       // the paper's objective, exact optimum per row (convex hull of each row's (rate, err))
+  PaperLocal,  // the paper's objective, nearest local minimum on the grid from the reference's absmax start
+  EcsqL1,      // entropy-constrained: relative l1 + lambda * code bits per weight under the tensor's histogram
+  EcsqMse,     // the same with relative MSE as distortion
+};
+std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse
+std::string_view objectiveName(Objective objective);
+
 struct QuantizeOptions {
   CodeFormat format = CodeFormat::Fp8E4M3;
   RateTarget target;
+  Objective objective = Objective::Paper;
+  // Non-empty: given log2 row scales, one per row; row r uses the scale 2^(bf16(l_r)) rounded to bf16 (ENTQUANT.md
+  // section 1); no search, `target` and `objective` are ignored. The values must be finite, within [-126, 127].
+  std::span<const float> log2Scales;
+  int ecsqIterations = 8;                   // histogram / choice alternations per lambda (ECSQ objectives)
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   double bitsTolerance = 0.01;              // bisection stops inside this (the contract is +-0.03)
   std::function<bool()> keepGoing;          // false cancels with Error(Cancelled)
@@ -36,7 +55,7 @@ struct QuantizedTensor {
   std::int64_t rows = 0, cols = 0;
   std::vector<std::uint16_t> scales;  // bf16 bits, one per row
   std::vector<std::byte> stream;      // rANS stream of the row-major codes
-  double lambda = 0;
+  double lambda = 0;          // in the objective's own units (the paper's lambda, or ECSQ's weight of bits/weight)
   double entropyBits = 0;     // Shannon bits per weight of the codes
   double effectiveBits = 0;   // 8 * (stream + scale bytes) / weights
   int distinctSymbols = 0;
@@ -54,6 +73,9 @@ struct RatePoint {
 };
 std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& options, ThreadPool& pool,
                                  std::int64_t maxRows = 256);
+
+// The bf16 scale of a given log2 scale: bf16(2^bf16(l)).
+std::uint16_t scaleOfLog2(float log2Scale);
 
 // Bytes a stream of `symbols` costs beyond its entropy-coded payload: header, table, segment index and states.
 std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSymbols, int presentSymbols);
