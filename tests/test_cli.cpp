@@ -13,18 +13,8 @@
 
 namespace {
 
-struct Run {
-  int code = -1;
-  QByteArray out, err;
-};
-
-Run entquant(const QStringList& args) {
-  QProcess p;
-  p.start(EQ_CLI, args);
-  p.waitForFinished(60000);
-  return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-          p.readAllStandardError()};
-}
+using Run = eqtest::CliRun;
+Run entquant(const QStringList& args) { return eqtest::runCli(args); }
 
 QString models() { return QString::fromStdString((eqtest::dataDir() / "models").string()); }
 
@@ -96,7 +86,7 @@ class TestCli : public QObject {
     const QString corrupt = QString::fromStdString((eqtest::dataDir() / "corrupt").string());
     QTest::newRow("no arguments") << QStringList{} << 2 << "entquant ";
     QTest::newRow("unknown command") << QStringList{"squash"} << 2 << "entquant: unknown command \"squash\"";
-    QTest::newRow("missing model") << QStringList{"inspect"} << 2 << "entquant inspect: missing argument";
+    QTest::newRow("missing -o") << QStringList{"compress", models() + "/tiny-llama"} << 2 << "entquant compress: missing -o OUT.eqz";
     QTest::newRow("unknown option") << QStringList{"inspect", "x", "--fast"} << 2 << "entquant inspect: unknown option --fast";
     QTest::newRow("two models") << QStringList{"inspect", "a", "b"} << 2 << "entquant inspect: unexpected argument \"b\"";
     QTest::newRow("no such model") << QStringList{"inspect", "/no/such/dir"} << 1
@@ -115,6 +105,13 @@ class TestCli : public QObject {
     QVERIFY2(QString(r.err).startsWith(stderrStart), r.err.constData());
     QVERIFY(r.out.isEmpty());  // nothing on stdout, also with --json
     if (code == 1) QCOMPARE(r.err.count('\n'), 1);  // one sentence
+  }
+
+  void demoModelIsTheDefault() {  // no MODEL: the bundled demo model, and a note on stderr saying so
+    const Run r = entquant({"inspect", "--json"});
+    QCOMPARE(r.code, 0);
+    QVERIFY2(r.err.startsWith("No model given: using the bundled demo model ("), r.err.constData());
+    QCOMPARE(QJsonDocument::fromJson(r.out).object()["parameters"].toObject()["total"].toInteger(), qint64(11474240));
   }
 
   void compressVerifyDecompress() {

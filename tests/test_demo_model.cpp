@@ -25,18 +25,8 @@ namespace {
 
 std::filesystem::path demoDir() { return eqtest::dataDir().parent_path().parent_path() / "resources/demo-model"; }
 
-struct Run {
-  int code = -1;
-  QByteArray out, err;
-};
-
-Run entquant(const QStringList& args) {
-  QProcess p;
-  p.start(EQ_CLI, args);
-  p.waitForFinished(280000);
-  return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-          p.readAllStandardError()};
-}
+using Run = eqtest::CliRun;
+Run entquant(const QStringList& args) { return eqtest::runCli(args); }
 
 QJsonObject jsonOf(const Run& r) { return QJsonDocument::fromJson(r.out).object(); }
 

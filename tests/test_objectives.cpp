@@ -101,18 +101,8 @@ int plainLocalSearch(const std::vector<double>& f, int start) {
   }
 }
 
-struct Run {
-  int code = -1;
-  QByteArray out, err;
-};
-
-Run entquant(const QStringList& args) {
-  QProcess p;
-  p.start(EQ_CLI, args);
-  p.waitForFinished(120000);
-  return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
-          p.readAllStandardError()};
-}
+using Run = eqtest::CliRun;
+Run entquant(const QStringList& args) { return eqtest::runCli(args); }
 
 }  // namespace
 

@@ -4,7 +4,9 @@
 #include "common/error.h"
 
 #include <nlohmann/json.hpp>
+#include <QProcess>
 #include <QString>
+#include <QStringList>
 #include <QTest>
 
 #include <filesystem>
@@ -31,6 +33,20 @@ inline void writeFile(const std::filesystem::path& p, const std::string& content
 }
 
 inline QString q(const std::string& s) { return QString::fromStdString(s); }
+
+// One run of the entquant CLI (EQ_CLI): exit code (-1 when it crashed or timed out), stdout and stderr.
+struct CliRun {
+  int code = -1;
+  QByteArray out, err;
+};
+
+inline CliRun runCli(const QStringList& args, int timeoutMs = 280000) {
+  QProcess p;
+  p.start(EQ_CLI, args);
+  p.waitForFinished(timeoutMs);
+  return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
+          p.readAllStandardError()};
+}
 
 }  // namespace eqtest
 
