@@ -1,19 +1,27 @@
 // Benchmark: CPU inference speed of a 1.1B-parameter Llama-shaped model (TinyLlama shapes: 22 layers, hidden 2048,
 // MLP 5632, 32 heads / 4 KV heads, vocab 32000; synthetic LLM-like weights) from bf16 safetensors and from an .eqz
-// compressed at 3 bits: load time, prefill and decode tokens/s, against the memory-bandwidth floor (bytes of
-// weights read per decoded token / measured read bandwidth). Usage: bench_infer [--layers N] [--threads N]
+// compressed at 3 bits: load time, prefill and decode tokens/s for each kernel instruction set, against the
+// memory-bandwidth floor (bytes of weights read per decoded token / measured read bandwidth). Prefill and decode are
+// timed --repeat times (default 3) and the medians printed.
+// Usage: bench_infer [--layers N] [--threads N] [--isa avx2,avx512] [--repeat N] [--keep DIR]
+//   --isa   kernels to time, comma-separated (default: avx2 and, where the CPU has it, avx512)
+//   --keep  build the two models in DIR and reuse them in later runs with the same --layers (saves the compression)
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/safetensors_writer.h"
 #include "model/causal_lm.h"
+#include "model/linear.h"
 #include "pipeline/compress.h"
 #include "synthetic.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <optional>
+#include <sstream>
 #include <string>
 
 #ifdef __AVX2__
@@ -27,10 +35,12 @@ namespace {
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Read bandwidth: sum a buffer much larger than the caches, on all threads.
+// Read bandwidth: sum a buffer much larger than the caches, on all threads. The buffer starts at a cache line, so
+// that no load straddles two (on this VM that alone is worth about 20 % more bandwidth).
 double readBandwidth(ThreadPool& pool) {
   const std::size_t n = std::size_t(1) << 28;  // 1 GiB of floats
-  std::vector<float> buf(n, 1.0f);
+  std::vector<float> storage(n + 16, 1.0f);
+  float* buf = storage.data() + (64 - reinterpret_cast<std::uintptr_t>(storage.data()) % 64) % 64 / sizeof(float);
   std::vector<double> partial(pool.size());
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
@@ -61,19 +71,52 @@ double readBandwidth(ThreadPool& pool) {
   return best;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::vector<model::KernelIsa> parseIsas(const std::string& list) {
+  std::vector<model::KernelIsa> out;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) {
+    bool known = false;
+    for (const auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512})
+      if (model::kernelIsaName(isa) == name) {
+        known = true;
+        if (model::kernelIsaSupported(isa)) out.push_back(isa);
+        else fmt::print(stderr, "skipping {}: this CPU lacks it\n", name);
+      }
+    if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512)\n", name);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int layers = 22;
+  int layers = 22, repeat = 3;
   unsigned threads = 0;
+  std::string isaList = "avx2,avx512", keep;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--layers") layers = std::stoi(argv[i + 1]);
     else if (a == "--threads") threads = static_cast<unsigned>(std::stoi(argv[i + 1]));
+    else if (a == "--isa") isaList = argv[i + 1];
+    else if (a == "--repeat") repeat = std::max(1, std::stoi(argv[i + 1]));
+    else if (a == "--keep") keep = argv[i + 1];
   }
+  const auto isas = parseIsas(isaList);
   const int hidden = 2048, inter = 5632, heads = 32, kvHeads = 4, vocab = 32000, hd = hidden / heads;
   ThreadPool pool(threads);
-  TempDir dir("eq-bench-infer");
+  std::optional<TempDir> temp;
+  if (keep.empty()) temp.emplace("eq-bench-infer");
+  const std::filesystem::path dir = keep.empty() ? temp->path() : std::filesystem::path(keep);
+  bool reuse = false;
+  if (!keep.empty() && std::filesystem::exists(dir / "m.eqz") && std::filesystem::exists(dir / "bf16" / "config.json")) {
+    std::ifstream in(dir / "bf16" / "config.json");
+    reuse = nlohmann::json::parse(in).value("num_hidden_layers", -1) == layers;
+  }
   const auto block = eqbench::heavyTailedBf16(4096, 4096, 3);  // tiled into every tensor
   std::vector<TensorSpec> specs{{"model.embed_tokens.weight", DType::BF16, {vocab, hidden}},
                                 {"lm_head.weight", DType::BF16, {vocab, hidden}},
@@ -91,64 +134,71 @@ int main(int argc, char** argv) {
     specs.push_back({p + "mlp.down_proj.weight", DType::BF16, {hidden, inter}});
   }
   std::uint64_t params = 0;
-  std::filesystem::create_directories(dir.path() / "bf16");
-  {
-    SafetensorsWriter w(dir.path() / "bf16" / "model.safetensors", specs);
+  for (const auto& s : specs) params += s.bytes() / 2;
+  auto t0 = Clock::now();
+  if (!reuse) {
+    std::filesystem::create_directories(dir / "bf16");
+    SafetensorsWriter w(dir / "bf16" / "model.safetensors", specs);
     std::size_t offset = 0;
     for (const auto& s : specs) {
       const std::size_t n = s.bytes() / 2;
-      params += n;
       std::vector<std::uint16_t> data(n);
       for (std::size_t i = 0; i < n; ++i) data[i] = s.shape.size() == 1 ? f32ToBf16(1.0f) : block[(offset + i) % block.size()];
       offset += n;
       w.append(std::as_bytes(std::span(data)));
     }
     w.finish();
-  }
-  std::ofstream(dir.path() / "bf16" / "config.json") << nlohmann::json{
-      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", hidden},
-      {"intermediate_size", inter}, {"num_hidden_layers", layers}, {"num_attention_heads", heads},
-      {"num_key_value_heads", kvHeads}, {"vocab_size", vocab}, {"max_position_embeddings", 2048},
-      {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false}}.dump();
-  auto t0 = Clock::now();
-  {
-    const auto src = ModelSource::open(dir.path() / "bf16");
+    std::ofstream(dir / "bf16" / "config.json") << nlohmann::json{
+        {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", hidden},
+        {"intermediate_size", inter}, {"num_hidden_layers", layers}, {"num_attention_heads", heads},
+        {"num_key_value_heads", kvHeads}, {"vocab_size", vocab}, {"max_position_embeddings", 2048},
+        {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", false}}.dump();
+    t0 = Clock::now();
+    const auto src = ModelSource::open(dir / "bf16");
     CompressOptions o;
     o.threads = threads;
-    compressModel(*src, dir.path() / "m.eqz", o);
+    compressModel(*src, dir / "m.eqz", o);
   }
-  const double compressSec = seconds(t0);
+  const std::string compressed = reuse ? "reused from " + dir.string() : fmt::format("in {:.1f} s", seconds(t0));
   const double bw = readBandwidth(pool);
-  fmt::print("model: Llama-shaped, {} layers, {:.2f} B parameters; compressed to 3 bits in {:.1f} s; {} threads; "
-             "read bandwidth {:.1f} GB/s\n\n", layers, params / 1e9, compressSec, pool.size(), bw / 1e9);
-  fmt::print("{:<6} {:>9} {:>10} {:>14} {:>13} {:>14} {:>10}\n", "weights", "load s", "RAM GB", "prefill tok/s",
-             "decode tok/s", "floor tok/s", "vs floor");
+  fmt::print("model: Llama-shaped, {} layers, {:.2f} B parameters; compressed to 3 bits {}; {} threads; "
+             "read bandwidth {:.1f} GB/s; medians of {} runs\n\n", layers, params / 1e9, compressed, pool.size(),
+             bw / 1e9, repeat);
+  fmt::print("{:<6} {:<7} {:>7} {:>7} {:>14} {:>13} {:>12} {:>9}\n", "weights", "kernels", "load s", "RAM GB",
+             "prefill tok/s", "decode tok/s", "floor tok/s", "vs floor");
   const std::vector<std::int32_t> prompt = [] {
     std::vector<std::int32_t> p;
     for (int i = 0; i < 64; ++i) p.push_back((i * 7919) % 32000);
     return p;
   }();
   for (const char* which : {"bf16", "eqz"}) {
-    const std::filesystem::path path = std::string(which) == "bf16" ? dir.path() / "bf16" : dir.path() / "m.eqz";
+    const std::filesystem::path path = std::string(which) == "bf16" ? dir / "bf16" : dir / "m.eqz";
     t0 = Clock::now();
     const auto ws = model::WeightSource::open(path, pool);
     model::LoadOptions lo;
     lo.contextLength = 256;
     const auto lm = model::loadCausalLM(*ws, pool, lo);
     const double load = seconds(t0);
-    t0 = Clock::now();
-    lm->forward(prompt);
-    const double prefill = static_cast<double>(prompt.size()) / seconds(t0);
-    const int steps = 16;
-    t0 = Clock::now();
-    for (int i = 0; i < steps; ++i) lm->forward(std::vector<std::int32_t>{(i * 31) % vocab});
-    const double decode = steps / seconds(t0);
-    // Bytes read per decoded token: every matrix except the embedding table (one row of it is read).
-    const double perToken = static_cast<double>(lm->weightBytes()) -
-                            (std::string(which) == "bf16" ? 2.0 : 2.0) * static_cast<double>(vocab) * hidden;
+    // Bytes read per decoded token: every matrix except the embedding table (bf16 in both; one row of it is read).
+    const double perToken = static_cast<double>(lm->weightBytes()) - 2.0 * static_cast<double>(vocab) * hidden;
     const double floorTps = bw / perToken;
-    fmt::print("{:<6} {:>9.2f} {:>10.2f} {:>14.1f} {:>13.2f} {:>14.2f} {:>9.2f}x\n", which, load,
-               lm->weightBytes() / 1e9, prefill, decode, floorTps, floorTps / decode);
+    for (const auto isa : isas) {
+      model::setKernelIsa(isa);
+      std::vector<double> prefill, decode;
+      for (int rep = 0; rep < repeat; ++rep) {
+        lm->reset();
+        t0 = Clock::now();
+        lm->forward(prompt);
+        prefill.push_back(static_cast<double>(prompt.size()) / seconds(t0));
+        const int steps = 16;
+        t0 = Clock::now();
+        for (int i = 0; i < steps; ++i) lm->forward(std::vector<std::int32_t>{(i * 31) % vocab});
+        decode.push_back(steps / seconds(t0));
+      }
+      fmt::print("{:<6} {:<7} {:>7.2f} {:>7.2f} {:>14.1f} {:>13.2f} {:>12.2f} {:>8.2f}x\n", which,
+                 model::kernelIsaName(isa), load, lm->weightBytes() / 1e9, median(prefill), median(decode), floorTps,
+                 floorTps / median(decode));
+    }
   }
   return 0;
 }

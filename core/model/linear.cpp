@@ -2,39 +2,240 @@
 
 #include "common/numerics.h"
 #include "common/thread_pool.h"
+#include "model/linear_kernels.h"
+
+#include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
-
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
+#include <atomic>
+#include <cstdlib>
 
 namespace eq::model {
+namespace kernels {
 namespace {
 
-constexpr std::int64_t kRowsPerTask = 16;
+// ---- Generic kernels: plain C++, for other CPUs and as the readable statement of what the SIMD ones compute --------
 
-float dot(const float* a, const float* b, std::int64_t n) {
-  std::int64_t j = 0;
-  float s = 0;
-#ifdef __AVX2__
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (; j + 16 <= n; j += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), acc1);
+float element(const Weights& w, std::int64_t i) {
+  switch (w.type) {
+    case WeightType::F32: return static_cast<const float*>(w.data)[i];
+    case WeightType::BF16: return bf16ToF32(static_cast<const std::uint16_t*>(w.data)[i]);
+    case WeightType::Fp8: return fp8E4M3ToF32(static_cast<const std::uint8_t*>(w.data)[i]);
+    case WeightType::Int8:
+      return static_cast<float>(static_cast<std::int8_t>(static_cast<const std::uint8_t*>(w.data)[i]));
   }
-  const __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  s = _mm_cvtss_f32(h);
-#endif
-  for (; j < n; ++j) s += a[j] * b[j];
-  return s;
+  return 0.0f;
+}
+
+float rowScale(const Weights& w, std::int64_t r) { return w.scales ? w.scales[r] : 1.0f; }
+float rowBias(const Weights& w, std::int64_t r) { return w.bias ? w.bias[r] : 0.0f; }
+
+Layout genericLayout(const Weights& w) { return {1, 0, w.cols, nullptr}; }
+
+void genericGemv(const Weights& w, const Layout&, std::int64_t r0, std::int64_t r1, const float* xs, float* y) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    float s = 0;
+    for (std::int64_t j = 0; j < w.cols; ++j) s += element(w, r * w.cols + j) * xs[j];
+    y[r] = s * rowScale(w, r) + rowBias(w, r);
+  }
+}
+
+void genericGemm(const Weights& w, const Layout&, std::int64_t r0, std::int64_t r1, const float* xt, std::int64_t n,
+                 std::int64_t nPad, float* y, float* acc) {
+  for (std::int64_t r = r0; r < r1; ++r) {
+    std::fill_n(acc, n, 0.0f);
+    for (std::int64_t j = 0; j < w.cols; ++j) {
+      const float v = element(w, r * w.cols + j);
+      for (std::int64_t t = 0; t < n; ++t) acc[t] += v * xt[j * nPad + t];
+    }
+    for (std::int64_t t = 0; t < n; ++t) y[t * w.rows + r] = acc[t] * rowScale(w, r) + rowBias(w, r);
+  }
+}
+
+constexpr KernelSet kGeneric{"generic", genericLayout, 16, 16, 1, genericGemv, genericGemm,
+                             [](const Layout&, std::int64_t nPad) { return nPad; }};
+
+// ---- Activations in the kernels' slot order -------------------------------------------------------------------------
+
+// Calls f(slot, column) for every slot of windows [k0, k1) of a row that holds a column (the others stay zero).
+template <class F>
+void forSlots(const Layout& l, std::int64_t cols, std::int64_t k0, std::int64_t k1, F&& f) {
+  for (std::int64_t k = k0; k < k1; ++k)
+    for (std::int64_t s = 0; s < l.window; ++s) {
+      const std::int64_t c = k * l.window + (l.order ? l.order[s] : s) - l.lead;
+      if (c >= 0 && c < cols) f(k * l.window + s, c);
+    }
+}
+
+float* cacheLineStart(std::vector<float>& v) {
+  return v.data() + (64 - reinterpret_cast<std::uintptr_t>(v.data()) % 64) % 64 / sizeof(float);
+}
+
+// Zeroed floats starting at a cache line: the kernels' activation loads then never straddle two lines (which
+// halved the speed of the FP8 GEMV in a test).
+class AlignedFloats {
+ public:
+  explicit AlignedFloats(std::int64_t n) : v_(static_cast<std::size_t>(n) + 16), p_(cacheLineStart(v_)) {}
+  float* data() { return p_; }
+
+ private:
+  std::vector<float> v_;
+  float* p_;
+};
+
+// The calling thread's GEMM scratch, at least n floats from a cache line on.
+float* gemmScratch(std::int64_t n) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<std::size_t>(n) + 16) scratch.resize(static_cast<std::size_t>(n) + 16);
+  return cacheLineStart(scratch);
+}
+
+// A prefill pass covers at most this many tokens: its transposed activations (slots x tokens floats) stay a few MB.
+constexpr std::int64_t kTokensPerPass = 256;
+
+std::size_t taskCount(std::int64_t rows, std::int64_t perTask) {
+  return static_cast<std::size_t>((rows + perTask - 1) / perTask);
 }
 
 }  // namespace
+
+const KernelSet* kernelSet(KernelIsa isa) {
+  if (!kernelIsaSupported(isa)) return nullptr;
+  switch (isa) {
+    case KernelIsa::Generic: return &kGeneric;
+#ifdef EQ_X86_KERNELS
+    case KernelIsa::Avx2: return &avx2Kernels();
+    case KernelIsa::Avx512: return &avx512Kernels();
+#endif
+    default: return nullptr;
+  }
+}
+
+void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t n, float* y, ThreadPool& pool) {
+  const Layout layout = k.layout(w);
+  const std::int64_t slots = layout.windows * layout.window;
+  if (n == 1) {  // decode: a GEMV, each weight read once from memory
+    AlignedFloats xs(slots);
+    forSlots(layout, w.cols, 0, layout.windows, [&](std::int64_t s, std::int64_t c) { xs.data()[s] = x[c]; });
+    // Two long runs of rows per thread: each thread's weight stream stays sequential for long (32-row tasks taken
+    // in turns by the threads cost a fifth of the bandwidth on the test VM), and the second run still balances a
+    // thread that started late.
+    const std::int64_t perThread = (w.rows + pool.size() - 1) / pool.size();
+    const std::int64_t perTask = std::max(k.gemvRowsPerTask, (perThread + 1) / 2);
+    pool.parallelFor(taskCount(w.rows, perTask), [&](std::size_t t) {
+      const std::int64_t r0 = static_cast<std::int64_t>(t) * perTask;
+      k.gemv(w, layout, r0, std::min(w.rows, r0 + perTask), xs.data(), y);
+    });
+    return;
+  }
+  // prefill: a GEMM on the activations transposed to xt[slot][token], so that the kernels broadcast one weight
+  // against a vector of tokens and write whole vectors of results
+  for (std::int64_t t0 = 0; t0 < n; t0 += kTokensPerPass) {
+    const std::int64_t m = std::min(kTokensPerPass, n - t0), mPad = (m + k.tokenPad - 1) / k.tokenPad * k.tokenPad;
+    AlignedFloats xt(slots * mPad);
+    const std::int64_t windowsPerTask = std::max<std::int64_t>(1, 256 / layout.window);
+    pool.parallelFor(taskCount(layout.windows, windowsPerTask), [&](std::size_t t) {
+      const std::int64_t k0 = static_cast<std::int64_t>(t) * windowsPerTask;
+      forSlots(layout, w.cols, k0, std::min(layout.windows, k0 + windowsPerTask), [&](std::int64_t s, std::int64_t c) {
+        for (std::int64_t i = 0; i < m; ++i) xt.data()[s * mPad + i] = x[(t0 + i) * w.cols + c];
+      });
+    });
+    pool.parallelFor(taskCount(w.rows, k.gemmRowsPerTask), [&](std::size_t t) {
+      const std::int64_t r0 = static_cast<std::int64_t>(t) * k.gemmRowsPerTask;
+      k.gemm(w, layout, r0, std::min(w.rows, r0 + k.gemmRowsPerTask), xt.data(), m, mPad, y + t0 * w.rows,
+             gemmScratch(k.gemmScratchFloats(layout, mPad)));
+    });
+  }
+}
+
+}  // namespace kernels
+
+// ---- Choice of kernels ------------------------------------------------------------------------------------------------
+
+namespace {
+
+KernelIsa bestIsa() {
+  return kernelIsaSupported(KernelIsa::Avx512) ? KernelIsa::Avx512
+         : kernelIsaSupported(KernelIsa::Avx2) ? KernelIsa::Avx2
+                                               : KernelIsa::Generic;
+}
+
+KernelIsa initialIsa() {
+  const KernelIsa best = bestIsa();
+  const char* env = std::getenv("ENTQUANT_ISA");
+  if (!env || !*env) return best;
+  for (const KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512}) {
+    if (kernelIsaName(isa) != env) continue;
+    if (kernelIsaSupported(isa)) return isa;
+    fmt::print(stderr, "ENTQUANT_ISA={}: this CPU or build lacks it; using {}\n", env, kernelIsaName(best));
+    return best;
+  }
+  fmt::print(stderr, "ENTQUANT_ISA={} is not generic, avx2 or avx512; using {}\n", env, kernelIsaName(best));
+  return best;
+}
+
+std::atomic<int>& currentIsa() {
+  static std::atomic<int> isa{static_cast<int>(initialIsa())};
+  return isa;
+}
+
+kernels::Weights weightsOf(const Linear& l) {
+  kernels::Weights w;
+  w.rows = l.rows;
+  w.cols = l.cols;
+  w.bias = l.bias.empty() ? nullptr : l.bias.data();
+  switch (l.kind) {
+    case Linear::Kind::F32:
+      w.type = kernels::WeightType::F32;
+      w.data = l.f32.data();
+      break;
+    case Linear::Kind::BF16:
+      w.type = kernels::WeightType::BF16;
+      w.data = l.bf16.data();
+      break;
+    case Linear::Kind::Codes:
+      w.type = l.format == quant::CodeFormat::Fp8E4M3 ? kernels::WeightType::Fp8 : kernels::WeightType::Int8;
+      w.data = l.codes.data();
+      w.scales = l.scales.data();
+      break;
+  }
+  return w;
+}
+
+}  // namespace
+
+bool kernelIsaSupported(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::Generic: return true;
+#ifdef EQ_X86_KERNELS
+    case KernelIsa::Avx2: return true;  // the build's baseline (x86-64-v3)
+    case KernelIsa::Avx512:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+#endif
+    default: return false;
+  }
+}
+
+KernelIsa kernelIsa() { return static_cast<KernelIsa>(currentIsa().load(std::memory_order_relaxed)); }
+
+bool setKernelIsa(KernelIsa isa) {
+  if (!kernelIsaSupported(isa)) return false;
+  currentIsa().store(static_cast<int>(isa), std::memory_order_relaxed);
+  return true;
+}
+
+std::string_view kernelIsaName(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::Generic: return "generic";
+    case KernelIsa::Avx2: return "avx2";
+    case KernelIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+// ---- Linear -----------------------------------------------------------------------------------------------------------
 
 void Linear::row(std::int64_t r, float* out) const {
   const std::size_t base = static_cast<std::size_t>(r * cols);
@@ -53,114 +254,8 @@ void Linear::row(std::int64_t r, float* out) const {
   }
 }
 
-namespace {
-
-#ifdef __AVX2__
-inline float hsum(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  h = _mm_add_ss(h, _mm_movehdup_ps(h));
-  return _mm_cvtss_f32(h);
-}
-
-// FP8 E4M3 codes as floats times 2^-8: moved into f16 bit positions (sign, 4 exponent bits, 3 mantissa bits)
-// they are f16 values 2^-8 times too small, subnormals included, and vcvtph2ps converts them exactly.
-// Sixteen codes at once: one widening load, five integer ops, two conversions.
-inline void fp8x16(const std::uint8_t* c, __m256& lo, __m256& hi) {
-  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)));
-  const __m256i h = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi16(b, 8), _mm256_set1_epi16(static_cast<short>(0x8000))),
-                                    _mm256_and_si256(_mm256_slli_epi16(b, 7), _mm256_set1_epi16(0x3F80)));
-  lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
-  hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
-}
-
-float fp8RowDot(const std::uint8_t* c, const float* x, std::int64_t n) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-  std::int64_t j = 0;
-  for (; j + 32 <= n; j += 32) {
-    __m256 w0, w1, w2, w3;
-    fp8x16(c + j, w0, w1);
-    fp8x16(c + j + 16, w2, w3);
-    a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j), a0);
-    a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j + 8), a1);
-    a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + j + 16), a2);
-    a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + j + 24), a3);
-  }
-  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  for (; j < n; ++j) s += fp8E4M3ToF32(c[j]) / 256.0f * x[j];
-  return s;
-}
-
-inline __m256 bf16x8(const std::uint16_t* p) {
-  return _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-}
-inline __m256 int8x8(const std::uint8_t* c) {
-  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))));
-}
-#endif
-
-#ifndef __AVX2__
-float fp8RowDot(const std::uint8_t* c, const float* x, std::int64_t n) {
-  float s = 0;
-  for (std::int64_t j = 0; j < n; ++j) s += fp8E4M3ToF32(c[j]) / 256.0f * x[j];
-  return s;
-}
-#endif
-
-// Dot product of one stored row with x, in the row's own format (no decoded copy): the batch-1 (decode) path.
-// FP8 rows come back 2^-8 too small; the caller's scale makes up for it.
-template <typename Load, typename Scalar>
-float rowDot(Load load8, Scalar one, const float* x, std::int64_t n) {
-  std::int64_t j = 0;
-  float s = 0;
-#ifdef __AVX2__
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  for (; j + 16 <= n; j += 16) {
-    a0 = _mm256_fmadd_ps(load8(j), _mm256_loadu_ps(x + j), a0);
-    a1 = _mm256_fmadd_ps(load8(j + 8), _mm256_loadu_ps(x + j + 8), a1);
-  }
-  s = hsum(_mm256_add_ps(a0, a1));
-#else
-  (void)load8;
-#endif
-  for (; j < n; ++j) s += one(j) * x[j];
-  return s;
-}
-
-}  // namespace
-
 void Linear::forward(const float* x, std::int64_t n, float* y, ThreadPool& pool) const {
-  const bool fp8 = kind == Kind::Codes && format == quant::CodeFormat::Fp8E4M3;
-  const float codeScale = fp8 ? 256.0f : 1.0f;  // see fp8x16
-  const std::size_t tasks = static_cast<std::size_t>((rows + kRowsPerTask - 1) / kRowsPerTask);
-  pool.parallelFor(tasks, [&](std::size_t t) {
-    std::vector<float> w(n > 1 && kind != Kind::F32 ? static_cast<std::size_t>(cols) : 0);
-    const std::int64_t r0 = static_cast<std::int64_t>(t) * kRowsPerTask, r1 = std::min(rows, r0 + kRowsPerTask);
-    for (std::int64_t r = r0; r < r1; ++r) {
-      const std::size_t base = static_cast<std::size_t>(r * cols);
-      const float scale = kind == Kind::Codes ? scales[static_cast<std::size_t>(r)] : 1.0f;
-      const float b = bias.empty() ? 0.0f : bias[static_cast<std::size_t>(r)];
-      if (kind == Kind::F32) {
-        for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = dot(f32.data() + base, x + i * cols, cols) + b;
-      } else if (n > 1) {  // prefill: decode the row once, reuse it for every token
-        row(r, w.data());
-        for (std::int64_t i = 0; i < n; ++i) y[i * rows + r] = dot(w.data(), x + i * cols, cols) + b;
-      } else if (kind == Kind::BF16) {
-        const std::uint16_t* p = bf16.data() + base;
-        y[r] = rowDot([&](std::int64_t j) { return bf16x8(p + j); }, [&](std::int64_t j) { return bf16ToF32(p[j]); },
-                      x, cols) + b;
-      } else if (fp8) {
-        const std::uint8_t* c = codes.data() + base;
-        y[r] = fp8RowDot(c, x, cols) * scale * codeScale + b;
-      } else {
-        const std::uint8_t* c = codes.data() + base;
-        y[r] = rowDot([&](std::int64_t j) { return int8x8(c + j); },
-                      [&](std::int64_t j) { return static_cast<float>(static_cast<std::int8_t>(c[j])); }, x, cols) *
-                   scale + b;
-      }
-    }
-  });
+  kernels::forward(*kernels::kernelSet(kernelIsa()), weightsOf(*this), x, n, y, pool);
 }
 
 Linear Linear::sliceRows(std::int64_t r0, std::int64_t r1) const {

@@ -1,12 +1,14 @@
 // A weight matrix in the form the CPU engine multiplies with: f32, bf16 (original checkpoints) or 8-bit EntQuant
 // codes with one scale per row (.eqz files: 1 byte per weight in RAM). y = W x for one token (GEMV) or many
-// (prefill), rows split over the thread pool; fp32 activations and accumulation.
+// (prefill: a blocked GEMM that decodes each weight once per 256 tokens), rows split over the thread pool; fp32
+// activations and accumulation. The kernels come in AVX2 and AVX-512 versions, chosen at run time.
 #pragma once
 
 #include "quant/code_format.h"
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace eq {
@@ -35,5 +37,15 @@ struct Linear {
   // Rows [r0, r1) as a matrix of their own (splits fused projections such as qkv_proj and gate_up_proj).
   Linear sliceRows(std::int64_t r0, std::int64_t r1) const;
 };
+
+// The instruction set of Linear::forward's kernels, process-wide. Chosen at first use: the best the CPU supports,
+// or the one named by the environment variable ENTQUANT_ISA (generic, avx2 or avx512) when the CPU has it.
+enum class KernelIsa : int { Generic, Avx2, Avx512 };
+KernelIsa kernelIsa();
+bool kernelIsaSupported(KernelIsa isa);
+// Switches the kernels (tests and benchmarks compare them); false, and no change, where the CPU lacks `isa`.
+// Not while a forward pass runs.
+bool setKernelIsa(KernelIsa isa);
+std::string_view kernelIsaName(KernelIsa isa);
 
 }  // namespace eq::model

@@ -1,0 +1,64 @@
+// Internal interface between Linear::forward (linear.cpp) and its kernel sets, one per instruction set: generic C++
+// (linear.cpp), AVX2 (linear_avx2.cpp) and AVX-512 (linear_avx512.cpp, built with its own -m flags and used only
+// when the CPU has it). Plain data and function pointers only: this header is included by the AVX-512 unit, and an
+// inline function defined here could be emitted there with AVX-512 instructions and picked by the linker for all.
+#pragma once
+
+#include <cstdint>
+
+namespace eq {
+class ThreadPool;
+}
+namespace eq::model {
+enum class KernelIsa : int;  // linear.h
+}
+
+namespace eq::model::kernels {
+
+enum class WeightType : std::uint8_t { F32, BF16, Fp8, Int8 };
+
+// A weight matrix as the kernels see it: rows x cols elements, row-major.
+struct Weights {
+  WeightType type = WeightType::F32;
+  const void* data = nullptr;     // float, bf16 bits (uint16), or 8-bit codes
+  std::int64_t rows = 0, cols = 0;
+  const float* scales = nullptr;  // per row (codes), null for F32 / BF16
+  const float* bias = nullptr;    // per row, null when none
+};
+
+// How a kernel set walks one row: in windows of `window` elements, the first starting `lead` elements before the
+// row (so that every window is a whole number of aligned cache lines when rows are), decoded to floats in the
+// order `order` gives (slot s of a window holds element order[s] of it; null: in order). Activations are handed
+// to the kernels in the same slot order, with zeros where a slot holds no column.
+struct Layout {
+  std::int64_t window = 1, lead = 0, windows = 0;
+  const std::uint8_t* order = nullptr;
+};
+
+struct KernelSet {
+  const char* name;
+  Layout (*layout)(const Weights& w);
+  std::int64_t gemvRowsPerTask, gemmRowsPerTask;
+  std::int64_t tokenPad;  // the GEMM's activations have their token count rounded up to a multiple of this
+  // One token: y[r] = factor(r) * dot(row r, x) + bias[r] for r in [r0, r1). xs: x in slot order
+  // (layout.windows * layout.window floats).
+  void (*gemv)(const Weights& w, const Layout& layout, std::int64_t r0, std::int64_t r1, const float* xs, float* y);
+  // n tokens: y[t * rows + r] for t < n, r in [r0, r1). xt: the activations transposed, xt[slot * nPad + t],
+  // zero for t >= n. scratch: gemmScratchFloats(layout, nPad) floats of the calling thread's own.
+  void (*gemm)(const Weights& w, const Layout& layout, std::int64_t r0, std::int64_t r1, const float* xt,
+               std::int64_t n, std::int64_t nPad, float* y, float* scratch);
+  std::int64_t (*gemmScratchFloats)(const Layout& layout, std::int64_t nPad);
+};
+
+#ifdef EQ_X86_KERNELS  // defined by core/CMakeLists.txt where it builds these units
+const KernelSet& avx2Kernels();
+const KernelSet& avx512Kernels();  // its functions need AVX512F/BW/VL/VBMI
+#endif
+
+// Defined in linear.cpp (for Linear::forward and the kernel tests), never called by the kernel units:
+// the kernel set of an instruction set, null where this build or this CPU lacks it;
+const KernelSet* kernelSet(KernelIsa isa);
+// Y[n][rows] = X[n][cols] * W^T (+ bias) with kernel set k: activations put in slot order, rows split over the pool.
+void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t n, float* y, ThreadPool& pool);
+
+}  // namespace eq::model::kernels
