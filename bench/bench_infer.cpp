@@ -36,7 +36,7 @@ namespace {
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 // Read bandwidth: sum a buffer much larger than the caches, on all threads. The buffer starts at a cache line, so
-// that no load straddles two (on this VM that alone is worth about 20 % more bandwidth).
+// that no load straddles two (the best case a kernel can reach).
 double readBandwidth(ThreadPool& pool) {
   const std::size_t n = std::size_t(1) << 28;  // 1 GiB of floats
   std::vector<float> storage(n + 16, 1.0f);
@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   if (keep.empty()) temp.emplace("eq-bench-infer");
   const std::filesystem::path dir = keep.empty() ? temp->path() : std::filesystem::path(keep);
   bool reuse = false;
-  if (!keep.empty() && std::filesystem::exists(dir / "m.eqz") && std::filesystem::exists(dir / "bf16" / "config.json")) {
+  if (!keep.empty() && std::filesystem::exists(dir / "m.eqz") &&
+      std::filesystem::exists(dir / "bf16" / "config.json")) {
     std::ifstream in(dir / "bf16" / "config.json");
     reuse = nlohmann::json::parse(in).value("num_hidden_layers", -1) == layers;
   }

@@ -216,7 +216,8 @@ class TestKernels : public QObject {
         l.forward(x.data(), n, y.data(), pool_);
         if (n == 1 && first.empty()) first = y;
         if (n == 1)
-          for (std::size_t i = 0; i < y.size(); ++i) QVERIFY(std::fabs(y[i] - first[i]) <= 1e-5f * std::fabs(first[i]) + 1e-5f);
+          for (std::size_t i = 0; i < y.size(); ++i)
+            QVERIFY(std::fabs(y[i] - first[i]) <= 1e-5f * std::fabs(first[i]) + 1e-5f);
         std::vector<float> one(static_cast<std::size_t>(l.rows));
         l.forward(x.data() + (n - 1) * l.cols, 1, one.data(), pool_);  // the last token alone
         for (std::int64_t r = 0; r < l.rows; ++r)

@@ -14,7 +14,7 @@ namespace eq::model {
 namespace kernels {
 namespace {
 
-// ---- Generic kernels: plain C++, for other CPUs and as the readable statement of what the SIMD ones compute --------
+// ---- Generic kernels: plain C++, for other CPUs and as the readable statement of what the SIMD ones compute ---------
 
 float element(const Weights& w, std::int64_t i) {
   switch (w.type) {
@@ -150,7 +150,7 @@ void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t 
 
 }  // namespace kernels
 
-// ---- Choice of kernels ------------------------------------------------------------------------------------------------
+// ---- Choice of kernels ----------------------------------------------------------------------------------------------
 
 namespace {
 
@@ -235,7 +235,7 @@ std::string_view kernelIsaName(KernelIsa isa) {
   return "?";
 }
 
-// ---- Linear -----------------------------------------------------------------------------------------------------------
+// ---- Linear ---------------------------------------------------------------------------------------------------------
 
 void Linear::row(std::int64_t r, float* out) const {
   const std::size_t base = static_cast<std::size_t>(r * cols);
