@@ -289,6 +289,9 @@ class TestDemoModel : public QObject {
     r = entquant({"generate", eqtest::q((eqtest::dataDir() / "models/tiny-llama-tok").string()), "--chat", "--prompt", "x"});
     QCOMPARE(r.code, 1);
     QVERIFY2(r.err.contains("the model has no chat template"), r.err.constData());
+    r = entquant({"ppl", eqtest::q((eqtest::dataDir() / "models/tiny-llama-tok").string())});
+    QCOMPARE(r.code, 2);
+    QVERIFY2(r.err.contains("missing --text FILE"), r.err.constData());
     r = entquant({"compare", eqtest::q(demoDir().string())});
     QCOMPARE(r.code, 2);
     QVERIFY2(r.err.contains("missing argument"), r.err.constData());

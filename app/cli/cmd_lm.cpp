@@ -49,9 +49,12 @@ std::string readTextFile(const std::string& path) {
 // --text FILE, or the demo model's held-out text when the model is the bundled demo model.
 std::string textFileFor(const std::optional<std::string>& textArg, const std::string& modelPath) {
   if (textArg) return *textArg;
-  std::error_code ec;
-  const auto demo = demoModelPath();
-  if (std::filesystem::equivalent(modelPath, demo, ec)) return demoTextPath().string();
+  try {
+    std::error_code ec;
+    if (std::filesystem::equivalent(modelPath, demoModelPath(), ec)) return demoTextPath().string();
+  } catch (const Error&) {
+    // No bundled demo model here (an install without it): the text must be given.
+  }
   throw UsageError("missing --text FILE");
 }
 
