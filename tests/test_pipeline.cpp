@@ -173,6 +173,7 @@ class TestPipeline : public QObject {
     CompressOptions o;
     o.target = {quant::RateTarget::Mode::Bits, bits};
     o.format = *quant::parseCodeFormat(format.toStdString());
+    o.allocation = CompressOptions::Allocation::Uniform;  // every tensor at the target (the default moves bits)
     const CompressSummary s = compressModel(*src, tmp_->path() / "s.eqz", o);
     int compressed = 0;
     for (const auto& t : s.tensors) {
@@ -199,7 +200,9 @@ class TestPipeline : public QObject {
     };
     CompressOptions o;
     o.target = {quant::RateTarget::Mode::Bits, 2.5};
+    o.allocation = CompressOptions::Allocation::Uniform;
     const CompressSummary uniform = compressModel(*src, tmp_->path() / "u.eqz", o);
+    QCOMPARE(uniform.allocation, std::string("uniform"));
     o.allocation = CompressOptions::Allocation::Global;
     std::vector<std::string> phases;
     o.progress = [&](const CompressProgress& p) { phases.push_back(p.phase); };

@@ -81,9 +81,7 @@ for model in a.models.split(","):
             for allocation in a.allocations.split(","):
                 variant = f"{objective}/{allocation}" + ("" if fmt == "fp8" else f"/{fmt}")
                 for t in targets:
-                    args = ["--bits", t, "--format", fmt, "--allocation", allocation]
-                    if objective != "paper":
-                        args += ["--objective", objective]
+                    args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective]
                     measure(model, name, variant, t, args, objective, allocation, fmt)
     for b in [b for b in a.baselines.split(",") if b]:
         measure(model, name, b, "", ["--method", b], b, "", "")

@@ -99,7 +99,12 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
     const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
     const double sensitivity = o.allocation == CompressOptions::Allocation::Depth
                                    ? depthSensitivity(t.info->name, t.cls.layer, layers) : 1.0;
-    curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
+    try {
+      curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+      throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), t.info->name));
+    }
     source.release(t);
   }
   // Each curve's lower convex hull in (bits, relMSE); then the classic greedy for convex costs: start every tensor

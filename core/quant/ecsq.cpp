@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 
 namespace eq::quant {
@@ -37,13 +38,18 @@ void addCounts(const EcsqRow& row, std::size_t c, codec::SymbolCounts& counts) {
 }  // namespace
 
 void ecsqCandidates(CodeFormat f, const float* w, std::int64_t n, EcsqRow& out) {
+  ecsqCandidates(f, w, n, out, std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+}
+
+void ecsqCandidates(CodeFormat f, const float* w, std::int64_t n, EcsqRow& out, int kFirst, int kLast) {
   if (n >= (std::int64_t{1} << 24))
     fail(Errc::Unsupported, "rows of {} weights are too long for the ECSQ objectives (at most 16777215)", n);
   out = EcsqRow{};
   out.weights = static_cast<std::uint32_t>(n);
   float absmax = 0;
   for (std::int64_t j = 0; j < n; ++j) absmax = std::max(absmax, std::fabs(w[j]));
-  const auto [first, last] = RowScaleSearch(f).range(absmax);
+  const auto [rangeFirst, rangeLast] = RowScaleSearch(f).range(absmax);
+  const int first = std::max(rangeFirst, kFirst), last = std::max(first, std::min(rangeLast, kLast));
   std::vector<std::uint8_t> q(static_cast<std::size_t>(n));
   const std::size_t expected = static_cast<std::size_t>(last - first + 1);
   out.k.reserve(expected);
@@ -153,6 +159,46 @@ EcsqSolution solveEcsq(const EcsqProblem& p, double lambda, std::span<const std:
     ++s.iterations;
   }
   return s;
+}
+
+std::uint8_t codeTowardZero(CodeFormat f, std::uint8_t q) {
+  if (f == CodeFormat::Fp8E4M3) {
+    // E4M3FN magnitudes grow with the low 7 bits; the sign is bit 7. Magnitude 0 is always the code +0.
+    const std::uint8_t mag = q & 0x7F;
+    return mag <= 1 ? 0 : static_cast<std::uint8_t>((q & 0x80) | (mag - 1));
+  }
+  const auto v = static_cast<std::int8_t>(q);
+  return static_cast<std::uint8_t>(static_cast<std::int8_t>(v > 0 ? v - 1 : v < 0 ? v + 1 : 0));
+}
+
+double rdoQuantizeRow(CodeFormat f, const float* w, std::int64_t n, std::uint16_t scaleBf16,
+                      const std::array<double, 256>& len, double mu, std::uint8_t* codes, codec::SymbolCounts& counts) {
+  quantizeRow(f, w, n, scaleBf16, codes);
+  const float s = bf16ToF32(scaleBf16);
+  float deq[256];
+  for (int c = 0; c < 256; ++c) deq[c] = bf16ToF32(dequantizeOne(f, static_cast<std::uint8_t>(c), s));
+  double err = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    const std::uint8_t q0 = codes[j];
+    const double x = w[j];
+    double d = deq[q0] - x;
+    double dist = d * d, best = dist + mu * len[q0];
+    std::uint8_t q = q0;
+    if (q0 != 0) {
+      const std::uint8_t q1 = codeTowardZero(f, q0);
+      d = deq[q1] - x;
+      const double c1 = d * d + mu * len[q1];
+      if (c1 < best) best = c1, q = q1, dist = d * d;
+      if (q1 != 0) {
+        const double c0 = x * x + mu * len[0];
+        if (c0 < best) best = c0, q = 0, dist = x * x;
+      }
+    }
+    codes[j] = q;
+    ++counts[q];
+    err += dist;
+  }
+  return err;
 }
 
 }  // namespace eq::quant

@@ -1,4 +1,4 @@
-// Entropy-constrained scalar quantization of one tensor (ENTQUANT.md section 4, `--objective ecsq-l1|ecsq-mse`):
+// Entropy-constrained scalar quantization of one tensor (ENTQUANT.md section 4, `--objective ecsq-l1|ecsq-mse|ecsq-rdo`):
 // the paper's l1 rate proxy is replaced by each code's actual length under the tensor's own histogram,
 //   J = D / D0 + lambda * (sum over weights of -log2 p(q)) / N,     D = sum|w_hat - w| (l1) or sum (w_hat - w)^2
 // and the scales and the histogram are optimized in turn (Chou, Lookabaugh, Gray 1989): every row picks the grid
@@ -35,8 +35,10 @@ struct EcsqRow {
   std::size_t size() const { return k.size(); }
 };
 
-// Candidates of a row over RowScaleSearch::range (quantized by the definition, quantizeRow). n < 2^24.
+// Candidates of a row over RowScaleSearch::range (quantized by the definition, quantizeRow), or over its part in
+// [kFirst, kLast]. n < 2^24.
 void ecsqCandidates(CodeFormat format, const float* w, std::int64_t n, EcsqRow& out);
+void ecsqCandidates(CodeFormat format, const float* w, std::int64_t n, EcsqRow& out, int kFirst, int kLast);
 
 struct EcsqProblem {
   std::vector<EcsqRow> rows;
@@ -66,5 +68,16 @@ double ecsqObjective(const EcsqProblem& p, std::span<const std::uint32_t> choice
 // does not lower J is rejected and ends the loop. Ties between candidates go to the larger scale.
 EcsqSolution solveEcsq(const EcsqProblem& p, double lambda, std::span<const std::uint32_t> start, int maxIterations,
                        ThreadPool& pool);
+
+// Rate-distortion optimized codes (`--objective ecsq-rdo`): at a fixed row scale, each weight takes the code among
+// its nearest code q0, q0's neighbour toward zero and zero that minimizes (w_hat - w)^2 + mu * len[q] (ties to the
+// nearest code, then to the larger magnitude), the classic ECSQ encoder rule (Chou, Lookabaugh, Gray 1989). The
+// decoder is unchanged: codes keep their meaning, only the choice moves toward cheaper symbols, a dead zone around
+// zero that widens as mu grows. Adds the row's codes to `counts` and returns its squared error.
+double rdoQuantizeRow(CodeFormat format, const float* w, std::int64_t n, std::uint16_t scaleBf16,
+                      const std::array<double, 256>& len, double mu, std::uint8_t* codes, codec::SymbolCounts& counts);
+
+// The code next to q toward zero (q itself for zero).
+std::uint8_t codeTowardZero(CodeFormat format, std::uint8_t q);
 
 }  // namespace eq::quant

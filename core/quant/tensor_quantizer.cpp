@@ -20,9 +20,9 @@ constexpr double kLambdaMin = 1e-6, kLambdaMax = 1e7;
 // Everything lambda-independent about a tensor: each row's hull (paper), whole candidate grid and start (paper-local)
 // or ECSQ candidates, and the sums the objectives normalize by.
 struct Analysis {
-  std::vector<std::vector<RowPoint>> hulls;  // paper: lower hull; paper-local: every candidate by grid index
+  std::vector<std::vector<RowPoint>> hulls;  // paper, ECSQ: lower hull; paper-local: every candidate by grid index
   std::vector<std::int32_t> starts;          // paper-local: the absmax start's grid index
-  EcsqProblem ecsq;
+  EcsqProblem ecsq;                          // ECSQ: candidates around the paper's solution (ecsqScales)
   double absSum = 0, sqSum = 0;
 };
 
@@ -36,16 +36,16 @@ void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o,
   });
 }
 
-bool isEcsq(Objective o) { return o == Objective::EcsqL1 || o == Objective::EcsqMse; }
+bool isEcsq(Objective o) { return o == Objective::EcsqL1 || o == Objective::EcsqMse || o == Objective::EcsqRdo; }
 
-// Per-row search data of every rowStep-th row (all rows when 1) for the objective (none for given scales); the
-// sums cover every row.
+// Per-row search data of every rowStep-th row (all rows when 1) for the objective (none for given scales): the
+// paper's hull (also the start of the ECSQ objectives, whose candidates come later), or every grid point and the
+// absmax start for paper-local. The sums cover every row.
 Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t rowStep = 1) {
   Analysis a;
   const bool search = o.log2Scales.empty();
-  const bool ecsq = search && isEcsq(o.objective), local = search && o.objective == Objective::PaperLocal;
-  if (ecsq) a.ecsq.rows.resize(static_cast<std::size_t>(m.rows));
-  else if (search) a.hulls.resize(static_cast<std::size_t>(m.rows));
+  const bool local = search && o.objective == Objective::PaperLocal;
+  if (search) a.hulls.resize(static_cast<std::size_t>(m.rows));
   if (local) a.starts.resize(static_cast<std::size_t>(m.rows));
   std::mutex mu;
   bool nonFinite = false;
@@ -66,8 +66,7 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
       if (bad) break;
       if (!search || r % rowStep != 0) continue;
       const auto i = static_cast<std::size_t>(r);
-      if (ecsq) ecsqCandidates(o.format, w.data(), m.cols, a.ecsq.rows[i]);
-      else if (local) {
+      if (local) {
         rowSearch.grid(w.data(), m.cols, a.hulls[i]);
         a.starts[i] = absmaxStartIndex(o.format, absmax);
       } else {
@@ -90,12 +89,13 @@ double rowLambda(const MatrixView& m, const Analysis& a, CodeFormat f, double la
 }
 
 // The paper objectives' choice for row r at a row lambda: the hull optimum, or the local walk from the start.
-std::uint16_t paperScale(const Analysis& a, const QuantizeOptions& o, std::int64_t r, double lambdaRow) {
+// Returns its grid index.
+std::int32_t paperIndex(const Analysis& a, const QuantizeOptions& o, std::int64_t r, double lambdaRow) {
   const auto& pts = a.hulls[static_cast<std::size_t>(r)];
-  if (o.objective != Objective::PaperLocal) return scaleBitsOfIndex(pts[chooseOnHull(pts, lambdaRow)].k);
+  if (o.objective != Objective::PaperLocal) return pts[chooseOnHull(pts, lambdaRow)].k;
   const auto start = std::clamp<std::int64_t>(a.starts[static_cast<std::size_t>(r)] - pts.front().k, 0,
                                               static_cast<std::int64_t>(pts.size()) - 1);
-  return scaleBitsOfIndex(pts[localOptimum(pts, static_cast<std::size_t>(start), lambdaRow)].k);
+  return pts[localOptimum(pts, static_cast<std::size_t>(start), lambdaRow)].k;
 }
 
 // Histogram of the codes of every rowStep-th row at this lambda (and, if asked, their squared error and energy).
@@ -113,7 +113,7 @@ codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const Quan
     for (std::int64_t s = s0; s < s1; ++s) {
       const std::int64_t r = s * rowStep;
       m.row(r, w.data());
-      const std::uint16_t scale = paperScale(a, o, r, lambdaRow);
+      const std::uint16_t scale = scaleBitsOfIndex(paperIndex(a, o, r, lambdaRow));
       quantizeRow(o.format, w.data(), m.cols, scale, q.data());
       const auto c = codec::countSymbols(q);
       for (int i = 0; i < 256; ++i) local[i] += c[i];
@@ -197,55 +197,130 @@ double solveLambda(const std::function<double(double)>& bitsAt, double target, d
 }
 
 
+// The row scale that makes the dequantized row unbiased along the original one, sum(w_hat w) = sum(w w), for
+// fixed codes: s * sum w^2 / sum(w_hat w), in bf16. Quantization at low rates shrinks rows (weights that round to
+// zero, and RDO's dead zone), a change of the row's output in its own direction that errors of a random sign do not
+// make; the refit undoes it (ecsq-rdo only: with nearest codes it changed nothing measurable, docs/QUALITY.md).
+// The given scale where the row or its codes are all zero.
+std::uint16_t unbiasedScale(CodeFormat f, const float* w, const std::uint8_t* q, std::int64_t n, std::uint16_t scale) {
+  const float s0 = bf16ToF32(scale);
+  double ww = 0, hw = 0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    ww += static_cast<double>(w[j]) * w[j];
+    hw += static_cast<double>(bf16ToF32(dequantizeOne(f, q[j], s0))) * w[j];
+  }
+  const double factor = hw > 0 ? ww / hw : 0;
+  if (!(factor > 0) || !std::isfinite(factor)) return scale;
+  const std::uint16_t refit = f32ToBf16(static_cast<float>(s0 * factor));
+  return std::isfinite(bf16ToF32(refit)) && bf16ToF32(refit) > 0 ? refit : scale;
+}
+
+// The code choice of `--objective ecsq-rdo`: rdoQuantizeRow with these code lengths and weight (mu = 0: the
+// nearest codes, plain quantizeRow).
+struct RdoChoice {
+  std::array<double, 256> len{};
+  double mu = 0;
+  codec::SymbolCounts counts{};  // histogram of the codes it gives
+};
+
+// RDO codes at the row scales of `choice` (an ECSQ solution with histogram `nearest`): the encoder rule and the
+// histogram are alternated from the nearest codes' histogram while the ECSQ objective J (with the codes' real
+// Shannon bits) falls, at most 6 rounds.
+RdoChoice rdoSolve(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, ThreadPool& pool,
+                   std::span<const std::uint32_t> choice, const codec::SymbolCounts& nearest, double lambda) {
+  const EcsqProblem& p = a.ecsq;
+  const double n = static_cast<double>(std::max<std::int64_t>(m.numel(), 1));
+  RdoChoice best;
+  best.counts = nearest;
+  double bestJ = ecsqObjective(p, choice, lambda);
+  auto len = ecsqCodeLengths(nearest);
+  const double mu = lambda * p.norm / n;
+  for (int round = 0; round < 6; ++round) {
+    std::mutex mutex;
+    codec::SymbolCounts counts{};
+    double dist = 0;
+    forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
+      std::vector<float> w(static_cast<std::size_t>(m.cols));
+      std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
+      codec::SymbolCounts local{};
+      double d = 0;
+      for (std::int64_t r = r0; r < r1; ++r) {
+        const auto i = static_cast<std::size_t>(r);
+        m.row(r, w.data());
+        d += rdoQuantizeRow(o.format, w.data(), m.cols, scaleBitsOfIndex(p.rows[i].k[choice[i]]), len, mu, q.data(),
+                            local);
+      }
+      std::lock_guard lock(mutex);
+      for (int c = 0; c < 256; ++c) counts[c] += local[c];
+      dist += d;
+    });
+    const double j = (p.norm > 0 ? dist / p.norm : 0) + lambda * codec::shannonBits(counts) / n;
+    if (!(j < bestJ)) break;
+    bestJ = j;
+    best = {len, mu, counts};
+    len = ecsqCodeLengths(counts);
+  }
+  return best;
+}
+
+std::vector<std::int32_t> paperIndices(const MatrixView& m, const Analysis& a, const QuantizeOptions& o,
+                                       ThreadPool& pool, double& lambda, bool& clamped);
+
 // ECSQ rate control. The start is the paper's exact solution at the same bits target (or, with --lambda, at the
-// same lambda value), read off the ECSQ candidates; then lambda is solved so that the ECSQ fixed point hits the
-// target. Returns each row's scale.
+// same lambda value); each row's candidates are the grid scales within o.ecsqWindow steps of its start (all of the
+// search range when the window is 0). Then lambda is solved so that the ECSQ fixed point hits the target (for
+// ecsq-rdo: with the RDO codes at each lambda, returned in `rdo`). Returns each row's scale.
 std::vector<std::uint16_t> ecsqScales(const MatrixView& m, Analysis& a, const QuantizeOptions& o, ThreadPool& pool,
-                                      double& lambda, bool& clamped) {
+                                      double& lambda, bool& clamped, RdoChoice* rdo) {
   EcsqProblem& p = a.ecsq;
-  p.mse = o.objective == Objective::EcsqMse;
+  p.mse = o.objective == Objective::EcsqMse || o.objective == Objective::EcsqRdo;
   p.norm = p.mse ? a.sqSum : a.absSum;
   p.weights = m.numel();
   p.keepGoing = o.keepGoing;
-  const std::size_t rows = p.rows.size();
-  // The paper's hull of each row in (rate, l1), with RowPoint::k holding the candidate's position.
-  std::vector<std::vector<RowPoint>> hulls(rows);
+  const auto rows = static_cast<std::size_t>(m.rows);
+  std::vector<std::int32_t> k0;
+  {
+    QuantizeOptions po = o;
+    po.objective = Objective::Paper;
+    double paperLambda = 0;
+    bool paperClamped = false;
+    k0 = paperIndices(m, a, po, pool, paperLambda, paperClamped);
+  }
+  a.hulls = {};
+  p.rows.resize(rows);
+  std::vector<std::uint32_t> start(rows);
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
-    for (auto r = static_cast<std::size_t>(r0); r < static_cast<std::size_t>(r1); ++r) {
-      const EcsqRow& row = p.rows[r];
-      for (std::size_t c = 0; c < row.size(); ++c) {
-        double rate = 0;
-        for (std::uint32_t e = row.begin[c]; e < row.begin[c + 1]; ++e)
-          rate += (row.entries[e] & 0xFFFFFFu) * std::fabs(codeValue(o.format, static_cast<std::uint8_t>(row.entries[e] >> 24)));
-        hulls[r].push_back({static_cast<std::int32_t>(c), row.l1[c], rate});
-      }
-      lowerHull(hulls[r]);
+    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      m.row(r, w.data());
+      if (o.ecsqWindow > 0)
+        ecsqCandidates(o.format, w.data(), m.cols, p.rows[i], k0[i] - o.ecsqWindow, k0[i] + o.ecsqWindow);
+      else ecsqCandidates(o.format, w.data(), m.cols, p.rows[i]);
+      // The start's position (a start past the first all-zero candidate has that candidate's codes).
+      const std::int64_t pos = k0[i] - p.rows[i].k.front();
+      start[i] = static_cast<std::uint32_t>(std::clamp<std::int64_t>(pos, 0, static_cast<std::int64_t>(p.rows[i].size()) - 1));
     }
   });
-  auto paperChoice = [&](double paperLambda) {
-    const double lr = rowLambda(m, a, o.format, paperLambda);
-    std::vector<std::uint32_t> choice(rows);
-    for (std::size_t r = 0; r < rows; ++r) choice[r] = static_cast<std::uint32_t>(hulls[r][chooseOnHull(hulls[r], lr)].k);
-    return choice;
-  };
   auto bitsOf = [&](std::span<const std::uint32_t> choice) {
     codec::SymbolCounts counts{};
     ecsqObjective(p, choice, 0, &counts);
     return bitsOfCounts(m, o, counts);
   };
-  std::vector<std::uint32_t> start;
   const bool bitsMode = o.target.mode == RateTarget::Mode::Bits;
-  if (bitsMode) {
-    bool paperClamped = false;
-    start = paperChoice(solveLambda([&](double l) { return bitsOf(paperChoice(l)); }, o.target.value, kLambdaMin,
-                                    kLambdaMax, o.bitsTolerance / 2, paperClamped));
-  } else {
-    start = paperChoice(o.target.value);
-  }
-  std::map<double, std::vector<std::uint32_t>> solved;  // lambda -> choice (the solver's last guess is the answer)
-  auto solveAt = [&](double l) -> const std::vector<std::uint32_t>& {
+  struct Solved {
+    std::vector<std::uint32_t> choice;
+    RdoChoice rdo;  // ecsq-rdo only
+  };
+  std::map<double, Solved> solved;  // lambda -> solution (the solver's last guess is the answer)
+  auto solveAt = [&](double l) -> const Solved& {
     auto it = solved.find(l);
-    if (it == solved.end()) it = solved.emplace(l, solveEcsq(p, l, start, o.ecsqIterations, pool).choice).first;
+    if (it == solved.end()) {
+      EcsqSolution e = solveEcsq(p, l, start, o.ecsqIterations, pool);
+      Solved s{std::move(e.choice), {}};
+      if (rdo) s.rdo = rdoSolve(m, a, o, pool, s.choice, e.counts, l);
+      it = solved.emplace(l, std::move(s)).first;
+    }
     return it->second;
   };
   clamped = false;
@@ -255,7 +330,10 @@ std::vector<std::uint16_t> ecsqScales(const MatrixView& m, Analysis& a, const Qu
     // about ln 2 (or 2 ln 2) times its relative distortion; widen by 1.5x steps until the target is inside.
     const double d0 = ecsqObjective(p, start, 0);
     const double guess = std::clamp((p.mse ? 2.0 : 1.0) * std::log(2.0) * d0, 1e-6, 1e3);
-    auto bitsAt = [&](double l) { return bitsOf(solveAt(l)); };
+    auto bitsAt = [&](double l) {
+      const Solved& s = solveAt(l);
+      return rdo ? bitsOfCounts(m, o, s.rdo.counts) : bitsOf(s.choice);
+    };
     double lo = guess, hi = guess, bLo = bitsAt(guess), bHi = bLo;
     if (std::fabs(bLo - o.target.value) <= o.bitsTolerance) {
       lambda = guess;
@@ -265,14 +343,16 @@ std::vector<std::uint16_t> ecsqScales(const MatrixView& m, Analysis& a, const Qu
       lambda = solveLambda(bitsAt, o.target.value, lo, hi, o.bitsTolerance, clamped, bLo, bHi);
     }
   }
-  const auto& choice = solveAt(lambda);
+  const Solved& solution = solveAt(lambda);
+  const auto& choice = solution.choice;
+  if (rdo) *rdo = solution.rdo;
   std::vector<std::uint16_t> scales(rows);
   for (std::size_t r = 0; r < rows; ++r) scales[r] = scaleBitsOfIndex(p.rows[r].k[choice[r]]);
   return scales;
 }
 
-// The paper objectives' rate control: lambda (and each row's scale) for the target.
-std::vector<std::uint16_t> paperScales(const MatrixView& m, const Analysis& a, const QuantizeOptions& o,
+// The paper objectives' rate control: lambda (and each row's grid index) for the target.
+std::vector<std::int32_t> paperIndices(const MatrixView& m, const Analysis& a, const QuantizeOptions& o,
                                        ThreadPool& pool, double& lambda, bool& clamped) {
   clamped = false;
   if (o.target.mode == RateTarget::Mode::Lambda) {
@@ -296,11 +376,11 @@ std::vector<std::uint16_t> paperScales(const MatrixView& m, const Analysis& a, c
     }
   }
   const double lambdaRow = rowLambda(m, a, o.format, lambda);
-  std::vector<std::uint16_t> scales(static_cast<std::size_t>(m.rows));
+  std::vector<std::int32_t> k(static_cast<std::size_t>(m.rows));
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
-    for (std::int64_t r = r0; r < r1; ++r) scales[static_cast<std::size_t>(r)] = paperScale(a, o, r, lambdaRow);
+    for (std::int64_t r = r0; r < r1; ++r) k[static_cast<std::size_t>(r)] = paperIndex(a, o, r, lambdaRow);
   });
-  return scales;
+  return k;
 }
 
 }  // namespace
@@ -310,6 +390,7 @@ std::optional<Objective> parseObjective(std::string_view name) {
   if (name == "paper-local") return Objective::PaperLocal;
   if (name == "ecsq-l1") return Objective::EcsqL1;
   if (name == "ecsq-mse") return Objective::EcsqMse;
+  if (name == "ecsq-rdo") return Objective::EcsqRdo;
   return std::nullopt;
 }
 
@@ -319,6 +400,7 @@ std::string_view objectiveName(Objective o) {
     case Objective::PaperLocal: return "paper-local";
     case Objective::EcsqL1: return "ecsq-l1";
     case Objective::EcsqMse: return "ecsq-mse";
+    case Objective::EcsqRdo: return "ecsq-rdo";
   }
   return "paper";
 }
@@ -352,6 +434,7 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
   if (!o.log2Scales.empty() && static_cast<std::int64_t>(o.log2Scales.size()) != m.rows)
     fail(Errc::InvalidArgument, "{} given scales for {} rows", o.log2Scales.size(), m.rows);
   Analysis a = analyze(m, o, pool);
+  std::optional<RdoChoice> rdo;
   QuantizedTensor t;
   t.format = o.format;
   t.rows = m.rows;
@@ -360,10 +443,13 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
     t.scales.resize(static_cast<std::size_t>(m.rows));
     for (std::size_t r = 0; r < t.scales.size(); ++r) t.scales[r] = scaleOfLog2(o.log2Scales[r]);
   } else if (isEcsq(o.objective)) {
-    t.scales = ecsqScales(m, a, o, pool, t.lambda, t.targetClamped);
+    if (o.objective == Objective::EcsqRdo) rdo.emplace();
+    t.scales = ecsqScales(m, a, o, pool, t.lambda, t.targetClamped, rdo ? &*rdo : nullptr);
     a.ecsq.rows = {};  // free the candidates before the final pass
   } else {
-    t.scales = paperScales(m, a, o, pool, t.lambda, t.targetClamped);
+    const auto k = paperIndices(m, a, o, pool, t.lambda, t.targetClamped);
+    t.scales.resize(k.size());
+    for (std::size_t r = 0; r < k.size(); ++r) t.scales[r] = scaleBitsOfIndex(k[r]);
   }
 
   // Final pass: codes and error statistics at the chosen scales.
@@ -374,10 +460,19 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     double e1 = 0, e2 = 0;
     for (std::int64_t r = r0; r < r1; ++r) {
-      const std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
       std::uint8_t* q = codes.data() + r * m.cols;
       m.row(r, w.data());
-      quantizeRow(o.format, w.data(), m.cols, s, q);
+      std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
+      if (rdo && rdo->mu > 0) {
+        codec::SymbolCounts unused{};
+        rdoQuantizeRow(o.format, w.data(), m.cols, s, rdo->len, rdo->mu, q, unused);
+      } else {
+        quantizeRow(o.format, w.data(), m.cols, s, q);
+      }
+      if (rdo) {
+        s = unbiasedScale(o.format, w.data(), q, m.cols, s);
+        t.scales[static_cast<std::size_t>(r)] = s;
+      }
       const float sf = bf16ToF32(s);
       for (std::int64_t j = 0; j < m.cols; ++j) {
         const double d = static_cast<double>(bf16ToF32(dequantizeOne(o.format, q[j], sf))) - w[j];

@@ -33,8 +33,10 @@ enum class Objective : std::uint8_t {
   PaperLocal,  // the paper's objective, nearest local minimum on the grid from the reference's absmax start
   EcsqL1,      // entropy-constrained: relative l1 + lambda * code bits per weight under the tensor's histogram
   EcsqMse,     // the same with relative MSE as distortion
+  EcsqRdo,     // ecsq-mse scales, then rate-distortion optimized codes (a weight may take a cheaper code toward
+               // zero) and each row's scale refit so the row is not shrunk (sum w_hat w = sum w w)
 };
-std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse
+std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse | ecsq-rdo
 std::string_view objectiveName(Objective objective);
 
 struct QuantizeOptions {
@@ -45,6 +47,7 @@ struct QuantizeOptions {
   // section 1); no search, `target` and `objective` are ignored. The values must be finite, within [-126, 127].
   std::span<const float> log2Scales;
   int ecsqIterations = 8;                   // histogram / choice alternations per lambda (ECSQ objectives)
+  int ecsqWindow = 16;                      // ECSQ candidates: grid steps each side of the paper's start (0: all)
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   double bitsTolerance = 0.01;              // bisection stops inside this (the contract is +-0.03)
   std::function<bool()> keepGoing;          // false cancels with Error(Cancelled)
