@@ -1,6 +1,8 @@
 // Benchmark: peak resident memory of `entquant compress` on a synthetic model many times larger than the tensors in
-// flight. Writes a Llama-shaped folder of LLM-like bf16 weights (LAYERS x 7 matrices of hidden x inter), then runs
-// the CLI and reads its peak RSS from wait4(). Usage: bench_memory --cli PATH [--layers N] [--hidden H] [--inter I]
+// flight, and the time it takes. Writes a Llama-shaped folder of LLM-like bf16 weights (LAYERS x 7 matrices of
+// hidden x inter), then runs the CLI once per variant (`default`: `--bits 3` alone; or OBJECTIVE/ALLOCATION) and reads
+// each run's peak RSS from wait4().
+// Usage: bench_memory --cli PATH [--layers N] [--hidden H] [--inter I] [--variants default,paper/uniform,...]
 #include "format/archive.h"
 #include "format/safetensors_writer.h"
 #include "synthetic.h"
@@ -8,28 +10,33 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 extern char** environ;
 using namespace eq;
 
 int main(int argc, char** argv) {
-  std::string cli;
+  std::string cli, variants = "default,paper/uniform";
   int layers = 8, hidden = 2048, inter = 5632;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--cli") cli = argv[i + 1];
+    else if (a == "--variants") variants = argv[i + 1];
     else if (a == "--layers") layers = std::stoi(argv[i + 1]);
     else if (a == "--hidden") hidden = std::stoi(argv[i + 1]);
     else if (a == "--inter") inter = std::stoi(argv[i + 1]);
   }
-  if (cli.empty()) return fmt::print(stderr, "usage: bench_memory --cli PATH [--layers N]\n"), 2;
+  if (cli.empty())
+    return fmt::print(stderr, "usage: bench_memory --cli PATH [--layers N] [--hidden H] [--inter I] "
+                              "[--variants default,OBJECTIVE/ALLOCATION,...]\n"), 2;
   TempDir dir("eq-bench-memory");
   std::vector<TensorSpec> specs;
   for (int l = 0; l < layers; ++l) {
@@ -55,19 +62,41 @@ int main(int argc, char** argv) {
       {"model_type", "llama"}, {"hidden_size", hidden}, {"intermediate_size", inter}, {"num_hidden_layers", layers},
       {"num_attention_heads", 16}, {"vocab_size", 32000}}.dump();
   const std::string model = dir.path().string(), out = (dir.path() / "out.eqz").string();
-  char* args[] = {cli.data(), const_cast<char*>("compress"), const_cast<char*>(model.c_str()), const_cast<char*>("-o"),
-                  const_cast<char*>(out.c_str()), const_cast<char*>("--quiet"), nullptr};
-  const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid;
-  if (posix_spawn(&pid, cli.c_str(), nullptr, nullptr, args, environ) != 0) return 1;
-  int status = 0;
-  rusage ru{};
-  wait4(pid, &status, 0, &ru);
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fmt::print(stderr, "compress failed\n"), 1;
-  const double rssMb = static_cast<double>(ru.ru_maxrss) / 1024.0;
   fmt::print("model: {} tensors, {:.0f} MB bf16 (largest tensor {:.0f} MB)\n", specs.size(), total / 1e6, largest / 1e6);
-  fmt::print("entquant compress --bits 3 (default): {:.1f} s, peak RSS {:.0f} MB = {:.2f}x the model, {:.2f}x the "
-             "largest tensor\n", sec, rssMb, rssMb * 1e6 / 1048576.0 * 1048576.0 / total, rssMb * 1048576.0 / largest);
+  fmt::print("{:<20} {:>9} {:>13} {:>10} {:>12} {:>9}\n", "variant", "seconds", "peak RSS MiB", "x model", "x largest",
+             "eff.bpw");
+  // Each variant in turn, in one run: `default` is `entquant compress --bits 3` with no other option.
+  std::stringstream list(variants);
+  for (std::string v; std::getline(list, v, ',');) {
+    std::vector<std::string> argStrings{cli, "compress", model, "-o", out, "--quiet", "--json"};
+    if (v != "default") {
+      const auto slash = v.find('/');
+      if (slash == std::string::npos) return fmt::print(stderr, "variant \"{}\" is not OBJECTIVE/ALLOCATION\n", v), 2;
+      for (const std::string& x : {std::string("--objective"), v.substr(0, slash), std::string("--allocation"),
+                                   v.substr(slash + 1)})
+        argStrings.push_back(x);
+    }
+    std::vector<char*> args;
+    for (auto& x : argStrings) args.push_back(x.data());
+    args.push_back(nullptr);
+    const std::filesystem::path json = dir.path() / "out.json";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, json.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const auto t0 = std::chrono::steady_clock::now();
+    pid_t pid;
+    const int spawned = posix_spawn(&pid, cli.c_str(), &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawned != 0) return fmt::print(stderr, "cannot run {}\n", cli), 1;
+    int status = 0;
+    rusage ru{};
+    wait4(pid, &status, 0, &ru);
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fmt::print(stderr, "compress ({}) failed\n", v), 1;
+    const double rssMb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
+    const auto summary = nlohmann::json::parse(std::ifstream(json));
+    fmt::print("{:<20} {:>9.1f} {:>13.0f} {:>10.2f} {:>12.2f} {:>9.3f}\n", v, sec, rssMb, rssMb * 1048576.0 / total,
+               rssMb * 1048576.0 / largest, summary["effective_bpw"].get<double>());
+  }
   return 0;
 }

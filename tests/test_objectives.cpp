@@ -440,14 +440,19 @@ class TestObjectives : public QObject {
     // The study's winner is the default of --bits (docs/QUALITY.md); --lambda has no bits to move, so it is uniform.
     const QString m = QString::fromStdString((eqtest::dataDir() / "models/tiny-llama").string());
     const QString out = QString::fromStdString((tmp_->path() / "c.eqz").string());
-    for (const QStringList& extra : {QStringList{}, QStringList{"--bits", "2.5"}, QStringList{"--lambda", "10"}}) {
+    for (const QStringList& extra : {QStringList{}, QStringList{"--bits", "2.5"}, QStringList{"--lambda", "10"},
+                                     QStringList{"--allocation", "uniform"}}) {
       const Run r = entquant(QStringList{"compress", m, "-o", out, "--json", "--quiet"} + extra);
       QCOMPARE(r.code, 0);
       const auto j = nlohmann::json::parse(r.out.toStdString());
       QCOMPARE(j["objective"].get<std::string>(), std::string("ecsq-mse"));
-      QCOMPARE(j["allocation"].get<std::string>(), std::string(extra.contains("--lambda") ? "uniform" : "depth"));
+      const bool uniform = extra.contains("--lambda") || extra.contains("uniform");
+      QCOMPARE(j["allocation"].get<std::string>(), std::string(uniform ? "uniform" : "depth"));
+      if (extra.contains("uniform"))  // every tensor at the target itself
+        for (const auto& t : j["tensors"])
+          if (t["encoding"] == "entquant") QCOMPARE(t["target_bpw"].get<double>(), 3.0);
       if (!extra.contains("--lambda"))  // loose: this model's matrices are small, their sizes step in 64-byte sections
-        QVERIFY(std::fabs(j["effective_bpw"].get<double>() - (extra.isEmpty() ? 3.0 : 2.5)) <= 0.1);
+        QVERIFY(std::fabs(j["effective_bpw"].get<double>() - (extra.contains("2.5") ? 2.5 : 3.0)) <= 0.1);
     }
   }
 

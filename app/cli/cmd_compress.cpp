@@ -73,9 +73,10 @@ int runCompress(ArgList& args) {
   }
   const auto allocation = args.value("--allocation");
   if (allocation) {
-    if (*allocation == "global") o.allocation = CompressOptions::Allocation::Global;
+    if (*allocation == "uniform") o.allocation = CompressOptions::Allocation::Uniform;
+    else if (*allocation == "global") o.allocation = CompressOptions::Allocation::Global;
     else if (*allocation == "depth") o.allocation = CompressOptions::Allocation::Depth;
-    else if (*allocation != "uniform")
+    else
       throw UsageError(fmt::format("--allocation must be uniform, global or depth, not \"{}\"", *allocation));
     if (lambda && o.allocation != CompressOptions::Allocation::Uniform)
       throw UsageError(fmt::format("--allocation {} needs a bits target, not --lambda", *allocation));

@@ -21,7 +21,8 @@ constexpr std::array<Command, 10> kCommands{{
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-rdo]\n"
      "                  [--allocation uniform|global|depth] [--scales FILE.safetensors] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",
-     "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes)", runCompress},
+     "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes, ecsq-mse, depth)",
+     runCompress},
     {"verify", "verify FILE.eqz [--threads N] [--json]",
      "check every checksum of an .eqz file and decode every tensor", runVerify},
     {"decompress", "decompress FILE.eqz -o DIR [--threads N]",
