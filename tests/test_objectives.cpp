@@ -437,7 +437,8 @@ class TestObjectives : public QObject {
   }
 
   void cliDefaultIsEcsqMseWithDepth() {
-    // The study's winner is the default of --bits (docs/QUALITY.md); --lambda has no bits to move, so it is uniform.
+    // The study's winner is the default of --bits (docs/QUALITY.md); --lambda is the paper's mode (its objective;
+    // no bits to move, so uniform).
     const QString m = QString::fromStdString((eqtest::dataDir() / "models/tiny-llama").string());
     const QString out = QString::fromStdString((tmp_->path() / "c.eqz").string());
     for (const QStringList& extra : {QStringList{}, QStringList{"--bits", "2.5"}, QStringList{"--lambda", "10"},
@@ -445,7 +446,7 @@ class TestObjectives : public QObject {
       const Run r = entquant(QStringList{"compress", m, "-o", out, "--json", "--quiet"} + extra);
       QCOMPARE(r.code, 0);
       const auto j = nlohmann::json::parse(r.out.toStdString());
-      QCOMPARE(j["objective"].get<std::string>(), std::string("ecsq-mse"));
+      QCOMPARE(j["objective"].get<std::string>(), std::string(extra.contains("--lambda") ? "paper" : "ecsq-mse"));
       const bool uniform = extra.contains("--lambda") || extra.contains("uniform");
       QCOMPARE(j["allocation"].get<std::string>(), std::string(uniform ? "uniform" : "depth"));
       if (extra.contains("uniform"))  // every tensor at the target itself

@@ -70,6 +70,8 @@ int runCompress(ArgList& args) {
     if (!parsed)
       throw UsageError(fmt::format("--objective must be paper, paper-local, ecsq-l1, ecsq-mse or ecsq-rdo, not \"{}\"", *objective));
     o.objective = *parsed;
+  } else if (lambda) {
+    o.objective = quant::Objective::Paper;  // --lambda is the paper's mode: its lambda means the paper's trade-off
   }
   const auto allocation = args.value("--allocation");
   if (allocation) {

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Trains EntQuant Studio's demo chat model (and two study models for the quality study) on the GPU machine.
 
-    python3 tools/demo-model/train.py DATA_DIR OUT_DIR
+    python3 tools/demo-model/train.py DATA_DIR OUT_DIR [MODEL,...]
+
+MODEL,... trains only these of demo-model, study-small, study-prose and study-large (default: the first three;
+golden values only with demo-model). study-large (27 M parameters) was added in the study's second round.
 
 DATA_DIR holds train.jsonl.gz and heldout.txt from prepare_data.py. Writes, under OUT_DIR:
 - demo-model/: the demo model in HuggingFace format (bf16 safetensors, config.json, generation_config.json,
@@ -24,6 +27,7 @@ import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 data_dir, out_dir = sys.argv[1], sys.argv[2]
+only = sys.argv[3].split(",") if len(sys.argv) > 3 else ["demo-model", "study-small", "study-prose"]
 os.makedirs(out_dir, exist_ok=True)
 torch.manual_seed(0)
 random.seed(0)
@@ -141,10 +145,18 @@ def train(name, stream, hidden, layers, heads, kv_heads, inter, steps, lr, batch
 
 budget = float(os.environ.get("TRAIN_STEPS_SCALE", "1"))
 runs = {}
-demo_path, runs["demo-model"] = train("demo-model", streams["all"], 320, 8, 5, 1, 896, int(1200 * budget), 2e-3)
-_, runs["study-small"] = train("study-small", streams["all"], 192, 6, 3, 1, 512, int(800 * budget), 3e-3)
-_, runs["study-prose"] = train("study-prose", streams["prose"], 256, 8, 4, 2, 704, int(500 * budget), 2e-3)
+# name: stream, hidden, layers, heads, kv heads, MLP width, steps, learning rate
+CONFIGS = {"demo-model": ("all", 320, 8, 5, 1, 896, 1200, 2e-3), "study-small": ("all", 192, 6, 3, 1, 512, 800, 3e-3),
+           "study-prose": ("prose", 256, 8, 4, 2, 704, 500, 2e-3),
+           "study-large": ("all", 512, 8, 8, 2, 1408, 1000, 1.5e-3)}
+paths = {}
+for name in only:
+    stream, hidden, layers, heads, kv, inter, steps, lr = CONFIGS[name]
+    paths[name], runs[name] = train(name, streams[stream], hidden, layers, heads, kv, inter, int(steps * budget), lr)
 json.dump(runs, open(os.path.join(out_dir, "train_log.json"), "w"), indent=1)
+if "demo-model" not in paths:
+    sys.exit(0)
+demo_path = paths["demo-model"]
 
 # --- golden values from transformers on the saved demo model (float32, eager) --------------------------------
 m = transformers.AutoModelForCausalLM.from_pretrained(demo_path, dtype=torch.float32, attn_implementation="eager").eval()
