@@ -116,7 +116,7 @@ class TestObjectives : public QObject {
   void cleanup() { tmp_.reset(); }
 
   void parseNames() {
-    for (const char* n : {"paper", "paper-local", "ecsq-l1", "ecsq-mse", "ecsq-rdo"})
+    for (const char* n : {"paper", "paper-local", "ecsq-l1", "ecsq-mse", "ecsq-l1-row", "ecsq-mse-row", "ecsq-rdo"})
       QCOMPARE(std::string(objectiveName(*parseObjective(n))), std::string(n));
     QVERIFY(!parseObjective("foo"));
   }
@@ -191,16 +191,20 @@ class TestObjectives : public QObject {
     QTest::addColumn<QString>("format");
     QTest::addColumn<bool>("mse");
     QTest::addColumn<double>("lambda");
+    QTest::addColumn<bool>("perRow");
     for (const char* f : {"fp8", "int8"})
       for (bool mse : {false, true})
         for (double lambda : {0.02, 0.1, 0.3})
-          QTest::newRow(qPrintable(QString("%1 %2 lambda %3").arg(f).arg(mse ? "mse" : "l1").arg(lambda)))
-              << QString(f) << mse << lambda;
+          for (bool perRow : {false, true})
+            QTest::newRow(qPrintable(QString("%1 %2%4 lambda %3").arg(f).arg(mse ? "mse" : "l1").arg(lambda)
+                                         .arg(perRow ? " per row" : "")))
+                << QString(f) << mse << lambda << perRow;
   }
   void ecsqDescendsAndEachRowIsOptimal() {
     QFETCH(QString, format);
     QFETCH(bool, mse);
     QFETCH(double, lambda);
+    QFETCH(bool, perRow);
     const CodeFormat f = *parseCodeFormat(format.toStdString());
     const int rows = 24, cols = 96;
     const auto w = heavyTailedMatrix(rows, cols, 77);
@@ -210,6 +214,11 @@ class TestObjectives : public QObject {
     p.rows.resize(rows);
     for (int r = 0; r < rows; ++r) ecsqCandidates(f, w.data() + r * cols, cols, p.rows[r]);
     for (float x : w) p.norm += mse ? double(x) * x : std::fabs(x);
+    if (perRow) {  // each row's own norm: J's distortion is the mean of the rows' relative errors
+      p.rowNorm.assign(rows, 0.0);
+      for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < cols; ++j) p.rowNorm[r] += mse ? double(w[r * cols + j]) * w[r * cols + j] : std::fabs(w[r * cols + j]);
+    }
     // Any start will do for these properties: the middle candidate of every row.
     std::vector<std::uint32_t> start(rows);
     for (int r = 0; r < rows; ++r) start[r] = static_cast<std::uint32_t>(p.rows[r].size() / 2);
@@ -220,11 +229,12 @@ class TestObjectives : public QObject {
     if (!s.converged) QSKIP("no fixed point within 100 iterations (an ascent was rejected)");
     // Brute force over the whole grid with the final code lengths: each row's choice is a minimum.
     const auto len = ecsqCodeLengths(s.counts);
-    const double weight = lambda * p.norm / double(p.weights);
     RowScaleSearch search(f);
     std::vector<std::uint8_t> q(cols);
     for (int r = 0; r < rows; ++r) {
       const float* row = w.data() + r * cols;
+      // D_r/D0 + lambda bits_r/N, or D_r/(rowNorm_r R) + lambda bits_r/N, scaled to D_r + weight bits_r
+      const double weight = perRow ? lambda * p.rowNorm[r] * rows / double(p.weights) : lambda * p.norm / double(p.weights);
       float absmax = 0;
       for (int j = 0; j < cols; ++j) absmax = std::max(absmax, std::fabs(row[j]));
       const auto [first, last] = search.range(absmax);
@@ -254,7 +264,7 @@ class TestObjectives : public QObject {
     QTest::addColumn<QString>("objective");
     QTest::addColumn<QString>("format");
     QTest::addColumn<double>("bits");
-    for (const char* o : {"paper", "paper-local", "ecsq-l1", "ecsq-mse", "ecsq-rdo"})
+    for (const char* o : {"paper", "paper-local", "ecsq-l1", "ecsq-mse", "ecsq-l1-row", "ecsq-mse-row", "ecsq-rdo"})
       for (double b : {2.1, 3.0}) QTest::newRow(qPrintable(QString("%1 fp8 %2").arg(o).arg(b))) << QString(o) << "fp8" << b;
     for (const char* o : {"paper-local", "ecsq-l1", "ecsq-mse", "ecsq-rdo"})
       QTest::newRow(qPrintable(QString("%1 int8 3").arg(o))) << QString(o) << "int8" << 3.0;
@@ -595,7 +605,7 @@ class TestObjectives : public QObject {
     QTest::addColumn<QString>("message");
     const QString m = QString::fromStdString((eqtest::dataDir() / "models/tiny-llama").string());
     QTest::newRow("objective") << QStringList{"compress", m, "-o", "x.eqz", "--objective", "foo"}
-                               << "entquant compress: --objective must be paper, paper-local, ecsq-l1, ecsq-mse or ecsq-rdo, not \"foo\"";
+                               << "entquant compress: --objective must be paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row or ecsq-rdo, not \"foo\"";
     QTest::newRow("allocation") << QStringList{"compress", m, "-o", "x.eqz", "--allocation", "deep"}
                                 << "entquant compress: --allocation must be uniform, global or depth, not \"deep\"";
     QTest::newRow("depth with lambda") << QStringList{"compress", m, "-o", "x.eqz", "--lambda", "3", "--allocation", "depth"}

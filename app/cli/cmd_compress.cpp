@@ -1,5 +1,6 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
-//                   [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-rdo]
+//                   [--method entquant|rtn4|rtn3|rtn2|nf4]
+//                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
 //                   [--allocation uniform|global|depth] [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
@@ -68,7 +69,7 @@ int runCompress(ArgList& args) {
   if (objective) {
     const auto parsed = quant::parseObjective(*objective);
     if (!parsed)
-      throw UsageError(fmt::format("--objective must be paper, paper-local, ecsq-l1, ecsq-mse or ecsq-rdo, not \"{}\"", *objective));
+      throw UsageError(fmt::format("--objective must be paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row or ecsq-rdo, not \"{}\"", *objective));
     o.objective = *parsed;
   } else if (lambda) {
     o.objective = quant::Objective::Paper;  // --lambda is the paper's mode: its lambda means the paper's trade-off

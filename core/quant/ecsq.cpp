@@ -99,13 +99,17 @@ double ecsqObjective(const EcsqProblem& p, std::span<const std::uint32_t> choice
                      codec::SymbolCounts* countsOut) {
   codec::SymbolCounts counts{};
   double d = 0;
+  const bool perRow = !p.rowNorm.empty();
   for (std::size_t r = 0; r < p.rows.size(); ++r) {
-    d += (p.mse ? p.rows[r].sq : p.rows[r].l1)[choice[r]];
+    const double dr = (p.mse ? p.rows[r].sq : p.rows[r].l1)[choice[r]];
+    d += perRow ? (p.rowNorm[r] > 0 ? dr / p.rowNorm[r] : 0) : dr;
     addCounts(p.rows[r], choice[r], counts);
   }
   if (countsOut) *countsOut = counts;
   const double n = static_cast<double>(std::max<std::uint64_t>(p.weights, 1));
-  return (p.norm > 0 ? d / p.norm : 0) + lambda * codec::shannonBits(counts) / n;
+  const double distortion = perRow ? d / static_cast<double>(std::max<std::size_t>(p.rows.size(), 1))
+                                   : (p.norm > 0 ? d / p.norm : 0);
+  return distortion + lambda * codec::shannonBits(counts) / n;
 }
 
 EcsqSolution solveEcsq(const EcsqProblem& p, double lambda, std::span<const std::uint32_t> start, int maxIterations,
@@ -113,8 +117,15 @@ EcsqSolution solveEcsq(const EcsqProblem& p, double lambda, std::span<const std:
   EcsqSolution s;
   s.choice.assign(start.begin(), start.end());
   s.objective.push_back(ecsqObjective(p, s.choice, lambda, &s.counts));
-  // Per row: minimize D_r / D0 + lambda * bits_r / N, i.e. D_r + weight * bits_r.
-  const double weight = lambda * p.norm / static_cast<double>(std::max<std::uint64_t>(p.weights, 1));
+  // Per row: minimize D_r / D0 + lambda * bits_r / N, i.e. D_r + weight * bits_r (per-row normalized:
+  // D_r / (rowNorm_r R) + lambda * bits_r / N, i.e. the weight lambda rowNorm_r R / N; a zero row has no distortion
+  // to trade, so its weight only needs to be positive).
+  const double n = static_cast<double>(std::max<std::uint64_t>(p.weights, 1));
+  const bool perRow = !p.rowNorm.empty();
+  auto weightOf = [&](std::size_t r) {
+    if (!perRow) return lambda * p.norm / n;
+    return lambda * (p.rowNorm[r] > 0 ? p.rowNorm[r] : 1.0) * static_cast<double>(p.rows.size()) / n;
+  };
   std::vector<std::uint32_t> next(s.choice.size());
   for (int it = 0; it < maxIterations; ++it) {
     const auto len = ecsqCodeLengths(s.counts);
@@ -129,6 +140,7 @@ EcsqSolution solveEcsq(const EcsqProblem& p, double lambda, std::span<const std:
       for (std::size_t r = r0; r < r1; ++r) {
         const EcsqRow& row = p.rows[r];
         const auto& dist = p.mse ? row.sq : row.l1;
+        const double weight = weightOf(r);
         std::uint32_t best = s.choice[r];
         double bestCost = dist[best] + weight * candidateBits(row, best, len);
         for (std::size_t c = 0; c < row.size(); ++c) {

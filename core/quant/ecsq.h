@@ -44,6 +44,9 @@ struct EcsqProblem {
   std::vector<EcsqRow> rows;
   bool mse = false;      // distortion: squared error (relative MSE) instead of l1
   double norm = 1;       // D0: sum|w| (l1) or sum w^2 (mse)
+  // Non-empty: per-row normalized distortion (`ecsq-l1-row`, `ecsq-mse-row`): D/D0 becomes the mean over rows of
+  // D_r / rowNorm[r] (each row's own sum|w| or sum w^2), so every row's relative error counts alike.
+  std::vector<double> rowNorm;
   std::uint64_t weights = 0;
   std::function<bool()> keepGoing;  // false cancels with Error(Cancelled)
 };
@@ -60,7 +63,7 @@ struct EcsqSolution {
 // (the present symbols scale by 1 - 2^-20), so p stays a distribution and new symbols are possible but costly.
 std::array<double, 256> ecsqCodeLengths(const codec::SymbolCounts& counts);
 
-// J of a choice: D / D0 + lambda * (Shannon bits of its histogram) / N.
+// J of a choice: D / D0 (or the mean of D_r / rowNorm_r) + lambda * (Shannon bits of its histogram) / N.
 double ecsqObjective(const EcsqProblem& p, std::span<const std::uint32_t> choice, double lambda,
                      codec::SymbolCounts* counts = nullptr);
 

@@ -24,6 +24,7 @@ struct Analysis {
   std::vector<std::int32_t> starts;          // paper-local: the absmax start's grid index
   EcsqProblem ecsq;                          // ECSQ: candidates around the paper's solution (ecsqScales)
   double absSum = 0, sqSum = 0;
+  std::vector<double> rowAbs, rowSq;         // per row: sum|w| and sum w^2
 };
 
 template <typename Body>
@@ -36,7 +37,10 @@ void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o,
   });
 }
 
-bool isEcsq(Objective o) { return o == Objective::EcsqL1 || o == Objective::EcsqMse || o == Objective::EcsqRdo; }
+bool isEcsq(Objective o) {
+  return o == Objective::EcsqL1 || o == Objective::EcsqMse || o == Objective::EcsqL1Row || o == Objective::EcsqMseRow ||
+         o == Objective::EcsqRdo;
+}
 
 // Per-row search data of every rowStep-th row (all rows when 1) for the objective (none for given scales): the
 // paper's hull (also the start of the ECSQ objectives, whose candidates come later), or every grid point and the
@@ -46,6 +50,8 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
   const bool search = o.log2Scales.empty();
   const bool local = search && o.objective == Objective::PaperLocal;
   if (search) a.hulls.resize(static_cast<std::size_t>(m.rows));
+  a.rowAbs.resize(static_cast<std::size_t>(m.rows));
+  a.rowSq.resize(static_cast<std::size_t>(m.rows));
   if (local) a.starts.resize(static_cast<std::size_t>(m.rows));
   std::mutex mu;
   bool nonFinite = false;
@@ -57,13 +63,18 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
     for (std::int64_t r = r0; r < r1; ++r) {
       m.row(r, w.data());
       float absmax = 0;
+      double rowAbs = 0, rowSq = 0;
       for (float x : w) {
         bad |= !std::isfinite(x);
-        abs += std::fabs(x);
-        sq += static_cast<double>(x) * x;
+        rowAbs += std::fabs(x);
+        rowSq += static_cast<double>(x) * x;
         absmax = std::max(absmax, std::fabs(x));
       }
       if (bad) break;
+      a.rowAbs[static_cast<std::size_t>(r)] = rowAbs;
+      a.rowSq[static_cast<std::size_t>(r)] = rowSq;
+      abs += rowAbs;
+      sq += rowSq;
       if (!search || r % rowStep != 0) continue;
       const auto i = static_cast<std::size_t>(r);
       if (local) {
@@ -273,8 +284,9 @@ std::vector<std::int32_t> paperIndices(const MatrixView& m, const Analysis& a, c
 std::vector<std::uint16_t> ecsqScales(const MatrixView& m, Analysis& a, const QuantizeOptions& o, ThreadPool& pool,
                                       double& lambda, bool& clamped, RdoChoice* rdo) {
   EcsqProblem& p = a.ecsq;
-  p.mse = o.objective == Objective::EcsqMse || o.objective == Objective::EcsqRdo;
+  p.mse = o.objective == Objective::EcsqMse || o.objective == Objective::EcsqMseRow || o.objective == Objective::EcsqRdo;
   p.norm = p.mse ? a.sqSum : a.absSum;
+  if (o.objective == Objective::EcsqL1Row || o.objective == Objective::EcsqMseRow) p.rowNorm = p.mse ? a.rowSq : a.rowAbs;
   p.weights = m.numel();
   p.keepGoing = o.keepGoing;
   const auto rows = static_cast<std::size_t>(m.rows);
@@ -390,6 +402,8 @@ std::optional<Objective> parseObjective(std::string_view name) {
   if (name == "paper-local") return Objective::PaperLocal;
   if (name == "ecsq-l1") return Objective::EcsqL1;
   if (name == "ecsq-mse") return Objective::EcsqMse;
+  if (name == "ecsq-l1-row") return Objective::EcsqL1Row;
+  if (name == "ecsq-mse-row") return Objective::EcsqMseRow;
   if (name == "ecsq-rdo") return Objective::EcsqRdo;
   return std::nullopt;
 }
@@ -400,6 +414,8 @@ std::string_view objectiveName(Objective o) {
     case Objective::PaperLocal: return "paper-local";
     case Objective::EcsqL1: return "ecsq-l1";
     case Objective::EcsqMse: return "ecsq-mse";
+    case Objective::EcsqL1Row: return "ecsq-l1-row";
+    case Objective::EcsqMseRow: return "ecsq-mse-row";
     case Objective::EcsqRdo: return "ecsq-rdo";
   }
   return "paper";

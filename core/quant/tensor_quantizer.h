@@ -33,10 +33,12 @@ enum class Objective : std::uint8_t {
   PaperLocal,  // the paper's objective, nearest local minimum on the grid from the reference's absmax start
   EcsqL1,      // entropy-constrained: relative l1 + lambda * code bits per weight under the tensor's histogram
   EcsqMse,     // the same with relative MSE as distortion
+  EcsqL1Row,   // ecsq-l1 with per-row normalized distortion: the mean over rows of each row's relative l1
+  EcsqMseRow,  // ecsq-mse with per-row normalized distortion: the mean over rows of each row's relative MSE
   EcsqRdo,     // ecsq-mse scales, then rate-distortion optimized codes (a weight may take a cheaper code toward
                // zero) and each row's scale refit so the row is not shrunk (sum w_hat w = sum w w)
 };
-std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse | ecsq-rdo
+std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse | ecsq-l1-row | ecsq-mse-row | ecsq-rdo
 std::string_view objectiveName(Objective objective);
 
 struct QuantizeOptions {
