@@ -9,6 +9,7 @@
 #include "pipeline/compress.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace eq::cli {
 namespace {
@@ -68,8 +69,11 @@ int runCompress(ArgList& args) {
   const auto objective = args.value("--objective");
   if (objective) {
     const auto parsed = quant::parseObjective(*objective);
-    if (!parsed)
-      throw UsageError(fmt::format("--objective must be paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row or ecsq-rdo, not \"{}\"", *objective));
+    if (!parsed) {
+      const auto names = quant::objectiveNames();
+      throw UsageError(fmt::format("--objective must be {} or {}, not \"{}\"",
+                                   fmt::join(names.first(names.size() - 1), ", "), names.back(), *objective));
+    }
     o.objective = *parsed;
   } else if (lambda) {
     o.objective = quant::Objective::Paper;  // --lambda is the paper's mode: its lambda means the paper's trade-off

@@ -19,6 +19,13 @@
 namespace eq {
 namespace {
 
+// An error while working on one tensor: a cancel becomes the job's "compression cancelled"; anything else gets the
+// input's path and the tensor's name.
+[[noreturn]] void rethrowForTensor(const Error& e, const ModelSource& source, const std::string& tensor) {
+  if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+  throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), tensor));
+}
+
 using Clock = std::chrono::steady_clock;
 
 std::string isoNow() {
@@ -102,8 +109,7 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
     try {
       curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
     } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), t.info->name));
+      rethrowForTensor(e, source, t.info->name);
     }
     source.release(t);
   }
@@ -337,8 +343,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         tr.relL2 = a2 > 0 ? std::sqrt(e2 / a2) : 0;
       }
     } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), info.name));
+      rethrowForTensor(e, source, info.name);
     }
     entry["encoding"] = tr.encoding;
     std::uint64_t stored = 0;

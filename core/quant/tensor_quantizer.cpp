@@ -6,6 +6,7 @@
 #include "quant/scale_grid.h"
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <cmath>
 #include <mutex>
@@ -397,28 +398,23 @@ std::vector<std::int32_t> paperIndices(const MatrixView& m, const Analysis& a, c
 
 }  // namespace
 
+namespace {
+constexpr std::array<std::string_view, 7> kObjectiveNames{"paper",       "paper-local",  "ecsq-l1", "ecsq-mse",
+                                                          "ecsq-l1-row", "ecsq-mse-row", "ecsq-rdo"};
+static_assert(kObjectiveNames.size() == static_cast<std::size_t>(Objective::EcsqRdo) + 1);
+}  // namespace
+
+std::span<const std::string_view> objectiveNames() { return kObjectiveNames; }
+
 std::optional<Objective> parseObjective(std::string_view name) {
-  if (name == "paper") return Objective::Paper;
-  if (name == "paper-local") return Objective::PaperLocal;
-  if (name == "ecsq-l1") return Objective::EcsqL1;
-  if (name == "ecsq-mse") return Objective::EcsqMse;
-  if (name == "ecsq-l1-row") return Objective::EcsqL1Row;
-  if (name == "ecsq-mse-row") return Objective::EcsqMseRow;
-  if (name == "ecsq-rdo") return Objective::EcsqRdo;
+  for (std::size_t i = 0; i < kObjectiveNames.size(); ++i)
+    if (kObjectiveNames[i] == name) return static_cast<Objective>(i);
   return std::nullopt;
 }
 
 std::string_view objectiveName(Objective o) {
-  switch (o) {
-    case Objective::Paper: return "paper";
-    case Objective::PaperLocal: return "paper-local";
-    case Objective::EcsqL1: return "ecsq-l1";
-    case Objective::EcsqMse: return "ecsq-mse";
-    case Objective::EcsqL1Row: return "ecsq-l1-row";
-    case Objective::EcsqMseRow: return "ecsq-mse-row";
-    case Objective::EcsqRdo: return "ecsq-rdo";
-  }
-  return "paper";
+  const auto i = static_cast<std::size_t>(o);
+  return i < kObjectiveNames.size() ? kObjectiveNames[i] : kObjectiveNames[0];
 }
 
 std::uint16_t scaleOfLog2(float log2Scale) { return f32ToBf16(std::exp2f(bf16ToF32(f32ToBf16(log2Scale)))); }

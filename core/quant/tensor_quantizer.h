@@ -38,8 +38,11 @@ enum class Objective : std::uint8_t {
   EcsqRdo,     // ecsq-mse scales, then rate-distortion optimized codes (a weight may take a cheaper code toward
                // zero) and each row's scale refit so the row is not shrunk (sum w_hat w = sum w w)
 };
-std::optional<Objective> parseObjective(std::string_view name);  // paper | paper-local | ecsq-l1 | ecsq-mse | ecsq-l1-row | ecsq-mse-row | ecsq-rdo
+std::optional<Objective> parseObjective(std::string_view name);  // one of objectiveNames()
 std::string_view objectiveName(Objective objective);
+// Every objective's name, in the enum's order: paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row,
+// ecsq-rdo.
+std::span<const std::string_view> objectiveNames();
 
 struct QuantizeOptions {
   CodeFormat format = CodeFormat::Fp8E4M3;
