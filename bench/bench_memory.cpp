@@ -1,8 +1,9 @@
 // Benchmark: peak resident memory of `entquant compress` on a synthetic model many times larger than the tensors in
 // flight, and the time it takes. Writes a Llama-shaped folder of LLM-like bf16 weights (LAYERS x 7 matrices of
-// hidden x inter), then runs the CLI once per variant (`default`: `--bits 3` alone; or OBJECTIVE/ALLOCATION) and reads
-// each run's peak RSS from wait4().
-// Usage: bench_memory --cli PATH [--layers N] [--hidden H] [--inter I] [--variants default,paper/uniform,...]
+// hidden x inter), or takes a given model (--model), then runs the CLI once per variant (`default`: `--bits B` alone;
+// or OBJECTIVE/ALLOCATION; a `+self` suffix adds `--calibration self`) and reads each run's peak RSS from wait4().
+// Usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] [--bits B]
+//                     [--variants default,paper/uniform,default+self,...]
 #include "format/archive.h"
 #include "format/safetensors_writer.h"
 #include "synthetic.h"
@@ -24,51 +25,66 @@ extern char** environ;
 using namespace eq;
 
 int main(int argc, char** argv) {
-  std::string cli, variants = "default,paper/uniform";
+  std::string cli, variants = "default,paper/uniform", given, bits = "3";
   int layers = 8, hidden = 2048, inter = 5632;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--cli") cli = argv[i + 1];
     else if (a == "--variants") variants = argv[i + 1];
+    else if (a == "--model") given = argv[i + 1];
+    else if (a == "--bits") bits = argv[i + 1];
     else if (a == "--layers") layers = std::stoi(argv[i + 1]);
     else if (a == "--hidden") hidden = std::stoi(argv[i + 1]);
     else if (a == "--inter") inter = std::stoi(argv[i + 1]);
   }
   if (cli.empty())
-    return fmt::print(stderr, "usage: bench_memory --cli PATH [--layers N] [--hidden H] [--inter I] "
-                              "[--variants default,OBJECTIVE/ALLOCATION,...]\n"), 2;
+    return fmt::print(stderr, "usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] "
+                              "[--bits B] [--variants default,OBJECTIVE/ALLOCATION,VARIANT+self,...]\n"), 2;
   TempDir dir("eq-bench-memory");
-  std::vector<TensorSpec> specs;
-  for (int l = 0; l < layers; ++l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
-    for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"})
-      specs.push_back({p + n + ".weight", DType::BF16, {hidden, hidden}});
-    specs.push_back({p + "mlp.gate_proj.weight", DType::BF16, {inter, hidden}});
-    specs.push_back({p + "mlp.up_proj.weight", DType::BF16, {inter, hidden}});
-    specs.push_back({p + "mlp.down_proj.weight", DType::BF16, {hidden, inter}});
-  }
   std::uint64_t total = 0, largest = 0;
-  {
-    SafetensorsWriter w(dir.path() / "model.safetensors", specs);
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-      const auto data = eqbench::heavyTailedBf16(specs[i].shape[0], specs[i].shape[1], static_cast<unsigned>(i));
-      w.append(std::as_bytes(std::span(data)));
-      total += specs[i].bytes();
-      largest = std::max(largest, specs[i].bytes());
+  std::string model = dir.path().string();
+  if (!given.empty()) {
+    model = given;
+    for (const auto& e : std::filesystem::directory_iterator(given))
+      if (e.path().extension() == ".safetensors") total += e.file_size(), largest = std::max<std::uint64_t>(largest, e.file_size());
+    fmt::print("model: {}, {:.0f} MB of safetensors\n", given, total / 1e6);
+  } else {
+    std::vector<TensorSpec> specs;
+    for (int l = 0; l < layers; ++l) {
+      const std::string p = fmt::format("model.layers.{}.", l);
+      for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"})
+        specs.push_back({p + n + ".weight", DType::BF16, {hidden, hidden}});
+      specs.push_back({p + "mlp.gate_proj.weight", DType::BF16, {inter, hidden}});
+      specs.push_back({p + "mlp.up_proj.weight", DType::BF16, {inter, hidden}});
+      specs.push_back({p + "mlp.down_proj.weight", DType::BF16, {hidden, inter}});
     }
-    w.finish();
+    {
+      SafetensorsWriter w(dir.path() / "model.safetensors", specs);
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        const auto data = eqbench::heavyTailedBf16(specs[i].shape[0], specs[i].shape[1], static_cast<unsigned>(i));
+        w.append(std::as_bytes(std::span(data)));
+        total += specs[i].bytes();
+        largest = std::max(largest, specs[i].bytes());
+      }
+      w.finish();
+    }
+    std::ofstream(dir.path() / "config.json") << nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
+        {"model_type", "llama"}, {"hidden_size", hidden}, {"intermediate_size", inter}, {"num_hidden_layers", layers},
+        {"num_attention_heads", 16}, {"vocab_size", 32000}}.dump();
+    fmt::print("model: {} tensors, {:.0f} MB bf16 (largest tensor {:.0f} MB)\n", specs.size(), total / 1e6, largest / 1e6);
   }
-  std::ofstream(dir.path() / "config.json") << nlohmann::json{{"architectures", {"LlamaForCausalLM"}},
-      {"model_type", "llama"}, {"hidden_size", hidden}, {"intermediate_size", inter}, {"num_hidden_layers", layers},
-      {"num_attention_heads", 16}, {"vocab_size", 32000}}.dump();
-  const std::string model = dir.path().string(), out = (dir.path() / "out.eqz").string();
-  fmt::print("model: {} tensors, {:.0f} MB bf16 (largest tensor {:.0f} MB)\n", specs.size(), total / 1e6, largest / 1e6);
+  const std::string out = (dir.path() / "out.eqz").string();
   fmt::print("{:<20} {:>9} {:>13} {:>10} {:>12} {:>9}\n", "variant", "seconds", "peak RSS MiB", "x model", "x largest",
              "eff.bpw");
-  // Each variant in turn, in one run: `default` is `entquant compress --bits 3` with no other option.
+  // Each variant in turn, in one run: `default` is `entquant compress --bits B` with no other option.
   std::stringstream list(variants);
-  for (std::string v; std::getline(list, v, ',');) {
-    std::vector<std::string> argStrings{cli, "compress", model, "-o", out, "--quiet", "--json"};
+  for (std::string variant; std::getline(list, variant, ',');) {
+    std::vector<std::string> argStrings{cli, "compress", model, "-o", out, "--quiet", "--json", "--bits", bits};
+    std::string v = variant;
+    if (v.ends_with("+self")) {
+      v.resize(v.size() - 5);
+      argStrings.insert(argStrings.end(), {"--calibration", "self"});
+    }
     if (v != "default") {
       const auto slash = v.find('/');
       if (slash == std::string::npos) return fmt::print(stderr, "variant \"{}\" is not OBJECTIVE/ALLOCATION\n", v), 2;
@@ -92,10 +108,10 @@ int main(int argc, char** argv) {
     rusage ru{};
     wait4(pid, &status, 0, &ru);
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fmt::print(stderr, "compress ({}) failed\n", v), 1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fmt::print(stderr, "compress ({}) failed\n", variant), 1;
     const double rssMb = static_cast<double>(ru.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
     const auto summary = nlohmann::json::parse(std::ifstream(json));
-    fmt::print("{:<20} {:>9.1f} {:>13.0f} {:>10.2f} {:>12.2f} {:>9.3f}\n", v, sec, rssMb, rssMb * 1048576.0 / total,
+    fmt::print("{:<20} {:>9.1f} {:>13.0f} {:>10.2f} {:>12.2f} {:>9.3f}\n", variant, sec, rssMb, rssMb * 1048576.0 / total,
                rssMb * 1048576.0 / largest, summary["effective_bpw"].get<double>());
   }
   return 0;

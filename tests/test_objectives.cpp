@@ -611,12 +611,12 @@ class TestObjectives : public QObject {
     QTest::newRow("depth with lambda") << QStringList{"compress", m, "-o", "x.eqz", "--lambda", "3", "--allocation", "depth"}
                                        << "entquant compress: --allocation depth needs a bits target, not --lambda";
     QTest::newRow("scales with bits") << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--bits", "3"}
-                                      << "entquant compress: --scales excludes --bits, --lambda, --objective and --allocation";
+                                      << "entquant compress: --scales excludes --bits, --lambda, --objective, --allocation and --calibration";
     QTest::newRow("scales with objective")
         << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--objective", "paper"}
-        << "entquant compress: --scales excludes --bits, --lambda, --objective and --allocation";
+        << "entquant compress: --scales excludes --bits, --lambda, --objective, --allocation and --calibration";
     QTest::newRow("objective with rtn") << QStringList{"compress", m, "-o", "x.eqz", "--method", "rtn4", "--objective", "ecsq-l1"}
-                                        << "entquant compress: --objective and --scales apply to --method entquant, not rtn4";
+                                        << "entquant compress: --objective, --calibration and --scales apply to --method entquant, not rtn4";
   }
   void cliUsageErrors() {
     QFETCH(QStringList, args);

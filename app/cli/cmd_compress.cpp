@@ -1,7 +1,9 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
 //                   [--method entquant|rtn4|rtn3|rtn2|nf4]
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
-//                   [--allocation uniform|global|depth] [--scales FILE.safetensors] [--threads N] [--json]
+//                   [--allocation uniform|global|depth]
+//                   [--calibration none|self [--calibration-texts N] [--calibration-length N]]
+//                   [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -35,7 +37,11 @@ void printSummary(const CompressSummary& s, bool verbose) {
   fmt::print("Compressed    {} -> {}\n", s.input, s.output);
   fmt::print("Method        {}{}\n", s.method,
              s.method == "entquant"
-                 ? fmt::format(" ({} codes, {} objective, {} bit allocation)", s.format, s.objective, s.allocation)
+                 ? fmt::format(" ({} codes, {} objective, {} bit allocation{})", s.format, s.objective, s.allocation,
+                               s.calibration == "self"
+                                   ? fmt::format(", error feedback calibrated on {} self-written tokens in {}",
+                                                 s.calibrationTokens, formatDuration(s.calibrationSeconds))
+                                   : "")
                  : "");
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
   fmt::print("Size          {} -> {} ({:.2f}x smaller)\n", formatBytes(s.inputBytes), formatBytes(s.outputBytes),
@@ -88,15 +94,34 @@ int runCompress(ArgList& args) {
     if (lambda && o.allocation != CompressOptions::Allocation::Uniform)
       throw UsageError(fmt::format("--allocation {} needs a bits target, not --lambda", *allocation));
   }
+  const auto calibration = args.value("--calibration");
+  if (calibration) {
+    if (*calibration == "self") o.calibration = CompressOptions::Calibration::Self;
+    else if (*calibration != "none")
+      throw UsageError(fmt::format("--calibration must be none or self, not \"{}\"", *calibration));
+  }
+  const auto texts = args.number<int>("--calibration-texts");
+  const auto length = args.number<int>("--calibration-length");
+  if ((texts || length) && o.calibration != CompressOptions::Calibration::Self)
+    throw UsageError("--calibration-texts and --calibration-length need --calibration self");
+  if (texts) {
+    if (*texts < 1) throw UsageError("--calibration-texts must be at least 1");
+    o.calibrationOptions.sequences = *texts;
+  }
+  if (length) {
+    if (*length < 2) throw UsageError("--calibration-length must be at least 2");
+    o.calibrationOptions.length = *length;
+  }
   if (const auto sc = args.value("--scales")) {
-    if (bits || lambda || objective || allocation)
-      throw UsageError("--scales excludes --bits, --lambda, --objective and --allocation");
+    if (bits || lambda || objective || allocation || calibration)
+      throw UsageError("--scales excludes --bits, --lambda, --objective, --allocation and --calibration");
     o.scalesFile = *sc;
   }
   if (o.method != "entquant" && o.method != "rtn4" && o.method != "rtn3" && o.method != "rtn2" && o.method != "nf4")
     throw UsageError(fmt::format("--method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"{}\"", o.method));
-  if (o.method != "entquant" && (objective || !o.scalesFile.empty()))
-    throw UsageError(fmt::format("--objective and --scales apply to --method entquant, not {}", o.method));
+  if (o.method != "entquant" && (objective || calibration || !o.scalesFile.empty()))
+    throw UsageError(
+        fmt::format("--objective, --calibration and --scales apply to --method entquant, not {}", o.method));
   if (const auto t = args.number<int>("--threads")) {
     if (*t < 1) throw UsageError("--threads must be at least 1");
     o.threads = static_cast<unsigned>(*t);
@@ -109,7 +134,9 @@ int runCompress(ArgList& args) {
   ProgressLine line(!quiet && (!json || ::isatty(2)));
   o.keepGoing = keepGoing;
   o.progress = [&](const CompressProgress& p) {
-    const std::string what = std::string(p.phase) == "analyze" ? "analyzing " + p.tensor : p.tensor;
+    const std::string phase = p.phase;
+    const std::string what = phase == "analyze" ? "analyzing " + p.tensor
+                             : phase == "calibrate" ? "calibrating (the model writes its own text)" : p.tensor;
     line.update(p.index, p.count, what, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
   };
   const CompressSummary s = compressModel(*source, *out, o);

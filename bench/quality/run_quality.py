@@ -4,7 +4,8 @@ and measure each result against the original with the same protocol.
 
     python3 bench/quality/run_quality.py --models resources/demo-model,... --out build/quality \
         [--bits 4,3,2.5,2.1] [--objectives paper,paper-local,ecsq-l1,ecsq-mse] [--allocations uniform,global,depth]
-        [--formats fp8,int8] [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR] [--text FILE] [--max-windows N]
+        [--formats fp8,int8] [--calibrations none,self] [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
+        [--text FILE] [--max-windows N]
 
 For each model, target and variant: `entquant compress --json` (effective bits per weight, everything counted;
 seconds), then `entquant compare --json` against the original on --text (perplexity by ENTQUANT.md section 8,
@@ -23,6 +24,7 @@ ap.add_argument("--bits", default="4,3,2.5,2.1")
 ap.add_argument("--objectives", default="paper")
 ap.add_argument("--allocations", default="uniform")
 ap.add_argument("--formats", default="fp8")
+ap.add_argument("--calibrations", default="none")
 ap.add_argument("--baselines", default="")
 ap.add_argument("--reference", default="")
 ap.add_argument("--text", default="resources/demo-model/heldout.txt")
@@ -32,7 +34,7 @@ ap.add_argument("--entquant", default="build/app/entquant")
 ap.add_argument("--plot", default="build/bench/plot_quality")
 a = ap.parse_args()
 os.makedirs(a.out, exist_ok=True)
-FIELDS = ["model", "variant", "objective", "allocation", "format", "target_bits", "effective_bpw", "model_bpw", "ppl",
+FIELDS = ["model", "variant", "objective", "allocation", "calibration", "format", "target_bits", "effective_bpw", "model_bpw", "ppl",
           "ppl_original", "ppl_change_percent", "mean_kl", "top1", "compress_seconds"]
 csv_path = os.path.join(a.out, "results.csv")
 rows = list(csv.DictReader(open(csv_path))) if os.path.exists(csv_path) else []
@@ -53,13 +55,14 @@ def save():
         w.writerows(rows)
 
 
-def measure(model, name, variant, target, compress_args, objective="", allocation="", fmt="fp8"):
+def measure(model, name, variant, target, compress_args, objective="", allocation="", fmt="fp8", calibration=""):
     if (name, variant, target) in done:
         return
     eqz = os.path.join(a.out, "tmp.eqz")
     c = entquant("compress", model, "-o", eqz, "--json", "--quiet", *compress_args)
     m = entquant("compare", model, eqz, "--text", a.text, "--ctx", a.ctx, "--max-windows", a.max_windows, "--json")
-    rows.append({"model": name, "variant": variant, "objective": objective, "allocation": allocation, "format": fmt,
+    rows.append({"model": name, "variant": variant, "objective": objective, "allocation": allocation,
+                 "calibration": calibration, "format": fmt,
                  "target_bits": target, "effective_bpw": round(c["effective_bpw"], 4),
                  "model_bpw": round(c["model_bpw"], 4), "ppl": round(m["ppl_compressed"], 4),
                  "ppl_original": round(m["ppl_original"], 4), "ppl_change_percent": round(m["ppl_change_percent"], 3),
@@ -79,10 +82,13 @@ for model in a.models.split(","):
     for fmt in a.formats.split(","):
         for objective in a.objectives.split(","):
             for allocation in a.allocations.split(","):
-                variant = f"{objective}/{allocation}" + ("" if fmt == "fp8" else f"/{fmt}")
-                for t in targets:
-                    args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective]
-                    measure(model, name, variant, t, args, objective, allocation, fmt)
+                for cal in a.calibrations.split(","):
+                    variant = (f"{objective}/{allocation}" + ("" if fmt == "fp8" else f"/{fmt}") +
+                               ("" if cal == "none" else f"/{cal}-calibrated"))
+                    for t in targets:
+                        args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective,
+                                "--calibration", cal]
+                        measure(model, name, variant, t, args, objective, allocation, fmt, cal)
     for b in [b for b in a.baselines.split(",") if b]:
         measure(model, name, b, "", ["--method", b], b, "", "")
     if a.reference:

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace eq::model {
@@ -16,6 +17,12 @@ namespace eq::model {
 struct LoadOptions {
   std::int64_t contextLength = 4096;  // KV cache positions (clamped to max_position_embeddings)
 };
+
+// Sees the input of the compressible linear layers on every forward pass, before the product (calibration,
+// pipeline/calibrate.h): the checkpoint names of the weights that take this input (q, k and v share theirs; a
+// fused weight's slices repeat its name) and the input X [n][cols]. Called on the thread that runs forward().
+using InputObserver = std::function<void(std::span<const std::string* const> weights, const float* x, std::int64_t n,
+                                         std::int64_t cols)>;
 
 class CausalLM {
  public:
@@ -31,6 +38,8 @@ class CausalLM {
   virtual std::int64_t vocabSize() const = 0;
   virtual std::int64_t contextLength() const = 0;
   virtual std::uint64_t weightBytes() const = 0;  // in RAM
+  // Observes the linear layers' inputs from now on (empty: stop).
+  virtual void setInputObserver(InputObserver observer) = 0;
 };
 
 // Builds the model for the weights' architecture; throws Error(Unsupported) naming it when there is no

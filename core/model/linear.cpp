@@ -262,6 +262,7 @@ Linear Linear::sliceRows(std::int64_t r0, std::int64_t r1) const {
   Linear l;
   l.kind = kind;
   l.format = format;
+  l.source = source;
   l.rows = r1 - r0;
   l.cols = cols;
   const auto b = static_cast<std::size_t>(r0 * cols), e = static_cast<std::size_t>(r1 * cols);

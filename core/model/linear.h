@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct Linear {
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   std::vector<float> scales;  // per row, Codes only
   std::vector<float> bias;    // empty when none
+  std::string source;         // the checkpoint tensor it came from (a fused one for slices); calibration keys by it
 
   bool empty() const { return rows == 0; }
   // Row r as floats (embedding lookup, or a tied lm_head's rows).

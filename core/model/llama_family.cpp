@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <optional>
 
 namespace eq::model {
@@ -90,6 +91,7 @@ class LlamaFamily final : public CausalLM {
     return logits;
   }
 
+  void setInputObserver(InputObserver observer) override { observer_ = std::move(observer); }
   void reset() override { pos_ = 0; }
   void truncate(std::int64_t n) override { pos_ = std::clamp<std::int64_t>(n, 0, pos_); }
   std::int64_t position() const override { return pos_; }
@@ -127,6 +129,7 @@ class LlamaFamily final : public CausalLM {
     if (sliding && cfg_.slidingWindow) b.window = cfg_.slidingWindow;
     auto lin = [&](const std::string& name) {
       Linear w = ws.linear(p + name + ".weight");
+      w.source = p + name + ".weight";
       if (ws.has(p + name + ".bias")) w.bias = ws.floats(p + name + ".bias");
       return w;
     };
@@ -175,6 +178,7 @@ class LlamaFamily final : public CausalLM {
     std::vector<float> xn(x.size()), q(static_cast<std::size_t>(n * qd)), k(static_cast<std::size_t>(n * kvd)),
         v(static_cast<std::size_t>(n * kvd));
     for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+    observe({&b.q.source, &b.k.source, &b.v.source}, xn.data(), n, h);
     b.q.forward(xn.data(), n, q.data(), pool_);
     b.k.forward(xn.data(), n, k.data(), pool_);
     b.v.forward(xn.data(), n, v.data(), pool_);
@@ -226,6 +230,7 @@ class LlamaFamily final : public CausalLM {
       }
     });
     std::vector<float> o(x.size());
+    observe({&b.o.source}, attn.data(), n, qd);
     b.o.forward(attn.data(), n, o.data(), pool_);
     const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
     if (sandwich)
@@ -243,6 +248,10 @@ class LlamaFamily final : public CausalLM {
     }
   }
 
+  void observe(std::initializer_list<const std::string*> weights, const float* x, std::int64_t n, std::int64_t cols) {
+    if (observer_) observer_(std::span(weights.begin(), weights.size()), x, n, cols);
+  }
+
   float activation(float g) const {
     if (!gelu_) return g / (1.0f + std::exp(-g));  // SiLU
     // gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -252,9 +261,11 @@ class LlamaFamily final : public CausalLM {
   // down(silu(gate(x)) * up(x)) for n tokens
   void gatedMlp(const Linear& gate, const Linear& up, const Linear& down, const float* xn, std::int64_t n, float* out) {
     std::vector<float> g(static_cast<std::size_t>(n * gate.rows)), u(g.size());
+    observe({&gate.source, &up.source}, xn, n, gate.cols);
     gate.forward(xn, n, g.data(), pool_);
     up.forward(xn, n, u.data(), pool_);
     for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
+    observe({&down.source}, g.data(), n, down.cols);
     down.forward(g.data(), n, out, pool_);
   }
 
@@ -294,6 +305,7 @@ class LlamaFamily final : public CausalLM {
   std::vector<float> finalNorm_;
   std::vector<Block> blocks_;
   std::vector<float> kCache_, vCache_;
+  InputObserver observer_;
 };
 
 }  // namespace

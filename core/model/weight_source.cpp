@@ -38,7 +38,8 @@ Linear toLinear(std::span<const std::byte> b, DType dtype, const std::vector<std
 
 class CheckpointWeights final : public WeightSource {
  public:
-  explicit CheckpointWeights(std::unique_ptr<ModelSource> src) : src_(std::move(src)) {
+  explicit CheckpointWeights(std::unique_ptr<ModelSource> owned) : CheckpointWeights(*owned) { owned_ = std::move(owned); }
+  explicit CheckpointWeights(const ModelSource& src) : src_(&src) {
     if (!src_->config()) fail(Errc::BadConfig, "{}: no config.json, so the model cannot be run", src_->input().string());
   }
   const ModelConfig& config() const override { return *src_->config(); }
@@ -60,7 +61,8 @@ class CheckpointWeights final : public WeightSource {
     if (!t) fail(Errc::MissingTensor, "{}: the model has no tensor \"{}\"", label(), name);
     return *t;
   }
-  std::unique_ptr<ModelSource> src_;
+  std::unique_ptr<ModelSource> owned_;
+  const ModelSource* src_;
 };
 
 class EqzWeights final : public WeightSource {
@@ -125,6 +127,10 @@ class EqzWeights final : public WeightSource {
 };
 
 }  // namespace
+
+std::unique_ptr<WeightSource> WeightSource::of(const ModelSource& source) {
+  return std::make_unique<CheckpointWeights>(source);
+}
 
 std::unique_ptr<WeightSource> WeightSource::open(const std::filesystem::path& path, ThreadPool& pool) {
   if (isEqzPath(path)) return std::make_unique<EqzWeights>(EqzFile::open(path), pool);

@@ -19,6 +19,8 @@ class WeightSource {
  public:
   // A folder / .safetensors / archive, or an .eqz file (by extension).
   static std::unique_ptr<WeightSource> open(const std::filesystem::path& path, ThreadPool& pool);
+  // An original checkpoint already open; `source` must outlive the result.
+  static std::unique_ptr<WeightSource> of(const ModelSource& source);
   virtual ~WeightSource() = default;
 
   virtual const ModelConfig& config() const = 0;

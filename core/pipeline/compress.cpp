@@ -6,6 +6,7 @@
 #include "format/eqz.h"
 #include "format/safetensors.h"
 #include "quant/baseline.h"
+#include "quant/error_feedback.h"
 #include "quant/row_scale_search.h"
 
 #include <fmt/ranges.h>
@@ -56,6 +57,7 @@ nlohmann::json settingsJson(const CompressOptions& o) {
           {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
           {"allocation", std::string(allocationName(o.allocation))},
           {"objective", objectiveLabel(o)},
+          {"calibration", o.calibration == CompressOptions::Calibration::Self && o.scalesFile.empty() ? "self" : "none"},
           {"value", o.target.value},
           {"layer_bits", rules},
           {"segment_symbols", o.segmentSymbols}};
@@ -243,6 +245,30 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   const bool given = entquant && !o.scalesFile.empty();
   const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
   ThreadPool pool(o.threads);
+  const bool calibrate = entquant && !given && o.calibration == CompressOptions::Calibration::Self;
+  Calibration cal;
+  if (calibrate) {
+    CalibrationOptions co = o.calibrationOptions;
+    co.keepGoing = o.keepGoing;
+    co.progress = [&](std::int64_t done, std::int64_t total) {
+      if (!o.progress) return;
+      CompressProgress p;
+      p.phase = "calibrate";
+      p.index = static_cast<std::size_t>(done);
+      p.count = static_cast<std::size_t>(total);
+      p.done = done == total;
+      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      o.progress(p);
+    };
+    try {
+      cal = calibrateSelf(source, pool, co);
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+      throw e.withContext("--calibration self");
+    }
+  }
+  std::shared_ptr<const quant::InputGram> factoredGram;  // the input statistics `factored` belongs to
+  std::optional<quant::ErrorFeedback> factored;
   std::map<std::string, double> allocated;
   const bool global = o.allocation != CompressOptions::Allocation::Uniform && entquant && !given &&
                       o.target.mode == quant::RateTarget::Mode::Bits;
@@ -261,6 +287,9 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   CompressSummary sum;
   sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
   sum.objective = entquant ? objectiveLabel(o) : "";
+  sum.calibration = calibrate ? "self" : "none";
+  sum.calibrationSeconds = cal.seconds;
+  for (const auto& t : cal.texts) sum.calibrationTokens += t.size();
   sum.input = source.input().string();
   sum.output = output.string();
   sum.method = o.method;
@@ -306,6 +335,15 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         qo.target = *target;
         qo.objective = o.objective;
         if (given) qo.log2Scales = givenScales.at(info.name);
+        if (const auto it = cal.grams.find(info.name); it != cal.grams.end()) {
+          if (it->second != factoredGram) {  // q, k and v (gate and up) share theirs: factor once
+            factored.reset();
+            factored = quant::ErrorFeedback::factor(*it->second, 0.01, &pool);
+            factoredGram = it->second;
+          }
+          cal.grams.erase(it);
+          qo.errorFeedback = &*factored;
+        }
         qo.segmentSymbols = o.segmentSymbols;
         qo.keepGoing = o.keepGoing;
         const quant::QuantizedTensor q = quant::quantizeTensor(m, qo, pool);
@@ -408,6 +446,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"code_format", s.format},
                            {"objective", s.objective},
                            {"allocation", s.allocation},
+                           {"calibration", s.calibration},
                            {"effective_bpw", s.effectiveBpw},
                            {"entropy_bpw", s.entropyBpw},
                            {"model_bpw", s.modelBpw},
@@ -416,6 +455,10 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"input_bytes", s.inputBytes},
                            {"output_bytes", s.outputBytes},
                            {"seconds", s.seconds}};
+  if (s.calibration == "self") {
+    j["calibration_tokens"] = s.calibrationTokens;
+    j["calibration_seconds"] = s.calibrationSeconds;
+  }
   nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
   for (const auto& t : s.tensors) {
     nlohmann::ordered_json e{{"name", t.name}, {"shape", t.shape}, {"dtype", std::string(dtypeName(t.dtype))},

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "format/model_source.h"
+#include "pipeline/calibrate.h"
 #include "quant/tensor_quantizer.h"
 
 #include <nlohmann/json.hpp>
@@ -25,7 +26,9 @@ struct LayerRule {
 };
 
 struct CompressProgress {
-  const char* phase = "compress";    // "analyze" (global allocation's first pass) or "compress"
+  // "calibrate" (--calibration self: index / count are tokens), "analyze" (global allocation's first pass) or
+  // "compress"
+  const char* phase = "compress";
   std::size_t index = 0, count = 0;  // tensor index (0-based) and the number of tensors
   std::string tensor;
   bool done = false;                 // false: starting this tensor; true: finished it
@@ -47,6 +50,11 @@ struct CompressOptions {
   // relative MSE also weighted by a data-free sensitivity (depthSensitivity), the default. Tensors matched by
   // --layer-bits are fixed. A lambda target (no bits to spend) is always uniform.
   enum class Allocation { Uniform, Global, Depth } allocation = Allocation::Depth;
+  // "self": calibrate on text the model writes itself (pipeline/calibrate.h; the engine must support the
+  // architecture) and choose each layer's codes by error feedback against its input statistics, at the same scales
+  // objective, allocation and bits. "none": the nearest codes, no model run.
+  enum class Calibration { None, Self } calibration = Calibration::None;
+  CalibrationOptions calibrationOptions;  // texts, their length, seed, memory budget (callbacks are set here)
   // Given log2 row scales instead of a search: a safetensors file with, for every compressed weight, a tensor of
   // the same name, F32 or BF16, shape [rows] (or the weight's shape without its last dimension); row r uses the
   // scale 2^(bf16(l_r)). The rate target, objective and allocation do not apply; --layer-bits may only keep.
@@ -70,10 +78,12 @@ struct TensorReport {
 };
 
 struct CompressSummary {
-  std::string input, output, method, format, objective, allocation;
+  std::string input, output, method, format, objective, allocation, calibration;
   std::vector<TensorReport> tensors;
   std::uint64_t compressedWeights = 0, compressedBytes = 0, totalWeights = 0, inputBytes = 0, outputBytes = 0;
   double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;
+  double calibrationSeconds = 0;
+  std::uint64_t calibrationTokens = 0;
 };
 
 // The sensitivity weight of `--allocation depth` for a tensor of block `layer` (of `layers`; -1 outside blocks):

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "quant/ecsq.h"
+#include "quant/error_feedback.h"
 #include "quant/scale_grid.h"
 
 #include <algorithm>
@@ -442,9 +443,10 @@ std::uint64_t streamOverheadBytes(std::uint64_t symbols, std::uint32_t segmentSy
   return header + segments * (4 + 4 * codec::kLanes + 1);  // index entry, states, average padding
 }
 
-QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
-  if (!o.log2Scales.empty() && static_cast<std::int64_t>(o.log2Scales.size()) != m.rows)
-    fail(Errc::InvalidArgument, "{} given scales for {} rows", o.log2Scales.size(), m.rows);
+namespace {
+
+// One pass: scales for o.target under the objective (or the given ones), then the codes.
+QuantizedTensor quantizeOnce(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
   Analysis a = analyze(m, o, pool);
   std::optional<RdoChoice> rdo;
   QuantizedTensor t;
@@ -469,13 +471,15 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
   std::mutex mu;
   double errL1 = 0, errL2 = 0;
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    std::vector<float> w(static_cast<std::size_t>(m.cols)), scratch(o.errorFeedback ? w.size() : 0);
     double e1 = 0, e2 = 0;
     for (std::int64_t r = r0; r < r1; ++r) {
       std::uint8_t* q = codes.data() + r * m.cols;
       m.row(r, w.data());
       std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
-      if (rdo && rdo->mu > 0) {
+      if (o.errorFeedback) {
+        o.errorFeedback->quantizeRow(o.format, w.data(), s, q, scratch.data());
+      } else if (rdo && rdo->mu > 0) {
         codec::SymbolCounts unused{};
         rdoQuantizeRow(o.format, w.data(), m.cols, s, rdo->len, rdo->mu, q, unused);
       } else {
@@ -506,6 +510,37 @@ QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, Th
   t.relL1 = a.absSum > 0 ? errL1 / a.absSum : 0;
   t.relL2 = a.sqSum > 0 ? std::sqrt(errL2 / a.sqSum) : 0;
   return t;
+}
+
+}  // namespace
+
+QuantizedTensor quantizeTensor(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool) {
+  if (!o.log2Scales.empty() && static_cast<std::int64_t>(o.log2Scales.size()) != m.rows)
+    fail(Errc::InvalidArgument, "{} given scales for {} rows", o.log2Scales.size(), m.rows);
+  if (o.errorFeedback && o.errorFeedback->size() != m.cols)
+    fail(Errc::ShapeMismatch, "input statistics for {} columns, the matrix has {}", o.errorFeedback->size(), m.cols);
+  QuantizedTensor best = quantizeOnce(m, o, pool);
+  if (!o.errorFeedback || !o.log2Scales.empty() || o.target.mode != RateTarget::Mode::Bits) return best;
+  // The feedback's codes spread further than the nearest ones, so their rate differs from the one the scales were
+  // solved for by a roughly constant offset: aim the solve that much lower (or higher) and keep the closest. Bits
+  // as the target counts them: stream and scales padded to their 64-byte sections.
+  auto stored = [&](const QuantizedTensor& t) {
+    auto padded = [](std::uint64_t b) { return static_cast<double>((b + 63) / 64 * 64); };
+    return 8.0 * (padded(t.stream.size()) + padded(2 * t.scales.size())) / static_cast<double>(std::max<std::int64_t>(m.numel(), 1));
+  };
+  const double goal = o.target.value;
+  double bestBits = stored(best);
+  QuantizeOptions aim = o;
+  for (int round = 0; round < 3 && std::fabs(bestBits - goal) > o.bitsTolerance; ++round) {
+    aim.target.value = std::clamp(aim.target.value - (bestBits - goal), 0.05, 8.0);
+    QuantizedTensor t = quantizeOnce(m, aim, pool);
+    const double bits = stored(t);
+    if (std::fabs(bits - goal) >= std::fabs(bestBits - goal)) break;
+    best = std::move(t);
+    bestBits = bits;
+  }
+  best.targetClamped = std::fabs(bestBits - goal) > 0.03;
+  return best;
 }
 
 void dequantizeTensor(CodeFormat format, std::span<const std::byte> stream, std::span<const std::uint16_t> scales,

@@ -21,6 +21,8 @@ class ThreadPool;
 
 namespace eq::quant {
 
+class ErrorFeedback;
+
 struct RateTarget {
   enum class Mode { Lambda, Bits };
   Mode mode = Mode::Bits;
@@ -56,6 +58,10 @@ struct QuantizeOptions {
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   double bitsTolerance = 0.01;              // bisection stops inside this (the contract is +-0.03)
   std::function<bool()> keepGoing;          // false cancels with Error(Cancelled)
+  // Set: codes by error feedback against the layer's input statistics (error_feedback.h) instead of the nearest
+  // codes at the chosen scales. With a bits target the target is re-aimed (up to 3 more solves) until the codes'
+  // own rate lands within bitsTolerance, since the feedback changes their histogram. Size must equal cols.
+  const ErrorFeedback* errorFeedback = nullptr;
 };
 
 struct QuantizedTensor {

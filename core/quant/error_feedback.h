@@ -1,0 +1,53 @@
+// Error-feedback code choice for EntQuant's fixed row scales (the column sweep of GPTQ, Frantar et al. 2023, with
+// its act-order): given the Gram matrix H = sum x x^T of a layer's inputs, the codes of a row are chosen column by
+// column, and each column's rounding error is spread over the columns not yet coded so that the error of the
+// layer's output, (w - w_hat) X, stays small rather than the error of the weights. The scale of a row is fixed
+// (the objective chose it), so rows are independent and run in parallel; the stored format and the decoder do not
+// change. With H = I it gives exactly the nearest codes.
+#pragma once
+
+#include "quant/code_format.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace eq {
+class ThreadPool;
+}
+
+namespace eq::quant {
+
+// sum x x^T over the calibration tokens that fed a layer: n x n, row-major, symmetric.
+struct InputGram {
+  std::int64_t n = 0;
+  std::uint64_t tokens = 0;
+  std::vector<double> xtx;
+
+  explicit InputGram(std::int64_t features = 0)
+      : n(features), xtx(static_cast<std::size_t>(features * features), 0.0) {}
+  // Adds X^T X of X [rows][n] (float products summed in float over the rows, then added in double), on the pool
+  // when given.
+  void add(const float* x, std::int64_t rows, ThreadPool* pool = nullptr);
+};
+
+class ErrorFeedback {
+ public:
+  // Factors H + damp * mean(diag H) * I (a column that never saw a non-zero input gets H_ii = 1 first): the
+  // columns in order of decreasing H_ii, and the upper Cholesky factor U of the inverse in that order. The damping
+  // grows tenfold (up to 1) until the factorization succeeds. O(n^3), on the pool when given. Throws
+  // Error(InvalidArgument) for an empty or non-finite H.
+  static ErrorFeedback factor(const InputGram& gram, double damp = 0.01, ThreadPool* pool = nullptr);
+
+  std::int64_t size() const { return n_; }
+  // Codes of one row of n weights at `scale`: column perm[i] in turn takes the nearest code of its current value
+  // (quantizeOne), and its error divided by U[i][i] is subtracted, times U[i][k], from every later column k.
+  // scratch holds n floats.
+  void quantizeRow(CodeFormat f, const float* w, std::uint16_t scale, std::uint8_t* codes, float* scratch) const;
+
+ private:
+  std::int64_t n_ = 0;
+  std::vector<std::int32_t> perm_;  // coding order
+  std::vector<float> u_;            // n x n, row-major, upper triangle used
+};
+
+}  // namespace eq::quant

@@ -1,0 +1,442 @@
+// Self-calibration and error feedback (docs/QUALITY.md, "Error feedback"): the feedback sweep against an independent
+// reference (the OBS update of GPTQ on an explicit inverse, in double), nearest codes for H = I, a lower output
+// error than nearest codes, the factor's errors; the model's own texts (reproducible, every linear input observed,
+// shared inputs shared); compress with --calibration self (bits target, record, cancel, errors) and the CLI's
+// usage errors.
+#include "common/thread_pool.h"
+#include "format/archive.h"
+#include "format/eqz.h"
+#include "format/model_source.h"
+#include "format/safetensors_writer.h"
+#include "pipeline/calibrate.h"
+#include "pipeline/compress.h"
+#include "quant/code_format.h"
+#include "quant/error_feedback.h"
+#include "quant/tensor_quantizer.h"
+#include "test_util.h"
+
+#include <QtTest/QtTest>
+
+#include <atomic>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+using namespace eq;
+using namespace eq::quant;
+namespace fs = std::filesystem;
+
+Q_DECLARE_METATYPE(eq::quant::CodeFormat)
+
+namespace {
+
+const fs::path kTinyLlama = eqtest::dataDir() / "models/tiny-llama";
+
+// Inputs with correlated features: X = Z A, Z standard normal [tokens][k], A random [k][n] (k < n: H is singular
+// before damping, as real layers' often are).
+std::vector<float> correlatedInputs(std::int64_t tokens, std::int64_t n, std::int64_t k, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> z(0, 1);
+  std::vector<float> a(static_cast<std::size_t>(k * n)), x(static_cast<std::size_t>(tokens * n), 0.0f);
+  for (auto& v : a) v = z(rng);
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t c = 0; c < k; ++c) {
+      const float zc = z(rng);
+      for (std::int64_t j = 0; j < n; ++j) x[t * n + j] += zc * a[c * n + j];
+    }
+  return x;
+}
+
+InputGram gramOf(const std::vector<float>& x, std::int64_t tokens, std::int64_t n) {
+  InputGram g(n);
+  g.tokens = static_cast<std::uint64_t>(tokens);
+  for (std::int64_t t = 0; t < tokens; ++t)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j) g.xtx[i * n + j] += static_cast<double>(x[t * n + i]) * x[t * n + j];
+  return g;
+}
+
+std::vector<float> heavyTailedRow(std::int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::student_t_distribution<double> t(3.0);
+  std::vector<float> w(static_cast<std::size_t>(n));
+  for (auto& v : w) v = bf16ToF32(f32ToBf16(static_cast<float>(0.02 * t(rng))));
+  return w;
+}
+
+// The reference: GPTQ's OBS form on an explicit inverse, in double. Columns in order of decreasing H_ii (stable);
+// after column i is coded, the later columns move by -e * Hinv[i][k] / Hinv[i][i] and column i is eliminated from
+// Hinv.
+std::vector<std::uint8_t> referenceFeedback(CodeFormat f, const std::vector<float>& w, const InputGram& g,
+                                            std::uint16_t scale, double damp) {
+  const std::int64_t n = g.n;
+  std::vector<double> diag(static_cast<std::size_t>(n));
+  double mean = 0;
+  for (std::int64_t i = 0; i < n; ++i) mean += diag[i] = g.xtx[i * n + i] > 0 ? g.xtx[i * n + i] : 1.0;
+  mean /= static_cast<double>(n);
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](auto a, auto b) { return diag[a] > diag[b]; });
+  // [H | I] -> [I | H^-1] by Gauss-Jordan with partial pivoting, H in coding order.
+  std::vector<double> a(static_cast<std::size_t>(n * 2 * n), 0.0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t j = 0; j < n; ++j)
+      a[i * 2 * n + j] = i == j ? diag[perm[i]] + damp * mean : g.xtx[perm[i] * n + perm[j]];
+    a[i * 2 * n + n + i] = 1;
+  }
+  for (std::int64_t c = 0; c < n; ++c) {
+    std::int64_t p = c;
+    for (std::int64_t r = c + 1; r < n; ++r)
+      if (std::fabs(a[r * 2 * n + c]) > std::fabs(a[p * 2 * n + c])) p = r;
+    for (std::int64_t j = 0; j < 2 * n; ++j) std::swap(a[c * 2 * n + j], a[p * 2 * n + j]);
+    const double d = a[c * 2 * n + c];
+    for (std::int64_t j = 0; j < 2 * n; ++j) a[c * 2 * n + j] /= d;
+    for (std::int64_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      const double m = a[r * 2 * n + c];
+      for (std::int64_t j = 0; j < 2 * n; ++j) a[r * 2 * n + j] -= m * a[c * 2 * n + j];
+    }
+  }
+  std::vector<double> hinv(static_cast<std::size_t>(n * n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < n; ++j) hinv[i * n + j] = a[i * 2 * n + n + j];
+  std::vector<double> x(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) x[i] = w[perm[i]];
+  std::vector<std::uint8_t> codes(static_cast<std::size_t>(n));
+  const float s = bf16ToF32(scale);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint8_t q = quantizeOne(f, static_cast<float>(x[i]), s);
+    codes[perm[i]] = q;
+    const double e = x[i] - bf16ToF32(dequantizeOne(f, q, s));
+    const double hii = hinv[i * n + i];
+    for (std::int64_t k = i + 1; k < n; ++k) x[k] -= e * hinv[i * n + k] / hii;
+    std::vector<double> row(hinv.begin() + i * n, hinv.begin() + (i + 1) * n);
+    for (std::int64_t r = i + 1; r < n; ++r)
+      for (std::int64_t k = i + 1; k < n; ++k) hinv[r * n + k] -= hinv[r * n + i] * row[k] / hii;
+  }
+  return codes;
+}
+
+// sum over tokens of ((w - w_hat) . x)^2
+double outputError(CodeFormat f, const std::vector<float>& w, const std::vector<std::uint8_t>& q, std::uint16_t scale,
+                   const std::vector<float>& x, std::int64_t tokens) {
+  const auto n = static_cast<std::int64_t>(w.size());
+  double total = 0;
+  for (std::int64_t t = 0; t < tokens; ++t) {
+    double d = 0;
+    for (std::int64_t j = 0; j < n; ++j)
+      d += (w[j] - bf16ToF32(dequantizeOne(f, q[j], bf16ToF32(scale)))) * static_cast<double>(x[t * n + j]);
+    total += d * d;
+  }
+  return total;
+}
+
+std::uint16_t absmaxScale(CodeFormat f, const std::vector<float>& w, float divisor) {
+  float m = 0;
+  for (float v : w) m = std::max(m, std::fabs(v));
+  return f32ToBf16(m / (f == CodeFormat::Fp8E4M3 ? 448.0f : 127.0f) * divisor);
+}
+
+}  // namespace
+
+class TestCalibration : public QObject {
+  Q_OBJECT
+  std::unique_ptr<TempDir> tmp_;
+
+ private slots:
+  void init() { tmp_ = std::make_unique<TempDir>("eq-test"); }
+  void cleanup() { tmp_.reset(); }
+
+  void feedbackMatchesTheObsReference_data() {
+    QTest::addColumn<CodeFormat>("format");
+    QTest::addColumn<int>("n");
+    QTest::addColumn<float>("divisor");  // scale = absmax / max code * divisor: larger is coarser
+    QTest::newRow("fp8 n=24 fine") << CodeFormat::Fp8E4M3 << 24 << 1.0f;
+    QTest::newRow("fp8 n=24 coarse") << CodeFormat::Fp8E4M3 << 24 << 64.0f;
+    QTest::newRow("fp8 n=48 coarse") << CodeFormat::Fp8E4M3 << 48 << 256.0f;
+    QTest::newRow("int8 n=32 coarse") << CodeFormat::Int8 << 32 << 16.0f;
+  }
+  void feedbackMatchesTheObsReference() {
+    QFETCH(CodeFormat, format);
+    QFETCH(int, n);
+    QFETCH(float, divisor);
+    const auto x = correlatedInputs(200, n, n / 2, 7);
+    const InputGram g = gramOf(x, 200, n);
+    const ErrorFeedback ef = ErrorFeedback::factor(g, 0.01);
+    QCOMPARE(ef.size(), std::int64_t(n));
+    int differ = 0, total = 0;
+    for (unsigned row = 0; row < 16; ++row) {
+      const auto w = heavyTailedRow(n, 100 + row);
+      const std::uint16_t s = absmaxScale(format, w, divisor);
+      std::vector<std::uint8_t> q(static_cast<std::size_t>(n));
+      std::vector<float> scratch(static_cast<std::size_t>(n));
+      ef.quantizeRow(format, w.data(), s, q.data(), scratch.data());
+      const auto ref = referenceFeedback(format, w, g, s, 0.01);
+      for (int j = 0; j < n; ++j) differ += q[j] != ref[j];
+      total += n;
+      // Float against double may part at a rounding boundary; the output error must agree regardless.
+      const double e = outputError(format, w, q, s, x, 200), er = outputError(format, w, ref, s, x, 200);
+      QVERIFY2(std::fabs(e - er) <= 0.02 * er + 1e-12, qPrintable(QString("%1 vs %2").arg(e).arg(er)));
+    }
+    QVERIFY2(differ * 100 <= total, qPrintable(QString("%1 of %2 codes differ").arg(differ).arg(total)));
+  }
+
+  void identityGivesNearestCodes_data() {
+    QTest::addColumn<CodeFormat>("format");
+    QTest::newRow("fp8") << CodeFormat::Fp8E4M3;
+    QTest::newRow("int8") << CodeFormat::Int8;
+  }
+  void identityGivesNearestCodes() {
+    QFETCH(CodeFormat, format);
+    const std::int64_t n = 64;
+    InputGram g(n);
+    for (std::int64_t i = 0; i < n; ++i) g.xtx[i * n + i] = 3.0;
+    const ErrorFeedback ef = ErrorFeedback::factor(g);
+    for (float divisor : {1.0f, 32.0f, 512.0f}) {
+      const auto w = heavyTailedRow(n, 5);
+      const std::uint16_t s = absmaxScale(format, w, divisor);
+      std::vector<std::uint8_t> q(n), nearest(n);
+      std::vector<float> scratch(n);
+      ef.quantizeRow(format, w.data(), s, q.data(), scratch.data());
+      quantizeRow(format, w.data(), n, s, nearest.data());
+      QCOMPARE(q, nearest);
+    }
+  }
+
+  void feedbackLowersOutputError() {
+    const std::int64_t n = 96, tokens = 400;
+    const auto x = correlatedInputs(tokens, n, 64, 3);
+    const ErrorFeedback ef = ErrorFeedback::factor(gramOf(x, tokens, n));
+    double fb = 0, nearest = 0;
+    for (unsigned row = 0; row < 32; ++row) {
+      const auto w = heavyTailedRow(n, 300 + row);
+      const std::uint16_t s = absmaxScale(CodeFormat::Fp8E4M3, w, 128.0f);  // about 2-3 bits of entropy
+      std::vector<std::uint8_t> q(n), qn(n);
+      std::vector<float> scratch(n);
+      ef.quantizeRow(CodeFormat::Fp8E4M3, w.data(), s, q.data(), scratch.data());
+      quantizeRow(CodeFormat::Fp8E4M3, w.data(), n, s, qn.data());
+      fb += outputError(CodeFormat::Fp8E4M3, w, q, s, x, tokens);
+      nearest += outputError(CodeFormat::Fp8E4M3, w, qn, s, x, tokens);
+    }
+    QVERIFY2(fb < 0.7 * nearest, qPrintable(QString("feedback %1, nearest %2").arg(fb).arg(nearest)));
+  }
+
+  void gramIsXtX_data() {
+    QTest::addColumn<int>("n");
+    QTest::addColumn<int>("tokens");
+    QTest::newRow("1 x 1") << 1 << 1;
+    QTest::newRow("37 features, 29 tokens") << 37 << 29;  // edges of every block shape
+    QTest::newRow("64 features, 200 tokens") << 64 << 200;
+    QTest::newRow("131 features, 50 tokens") << 131 << 50;
+  }
+  void gramIsXtX() {
+    QFETCH(int, n);
+    QFETCH(int, tokens);
+    const auto x = correlatedInputs(tokens, n, std::max(1, n / 2), 11);
+    const InputGram want = gramOf(x, tokens, n);
+    ThreadPool pool(2);
+    InputGram g(n);
+    g.add(x.data(), tokens / 2, &pool);  // in two calls, the second without a pool
+    g.add(x.data() + (tokens / 2) * n, tokens - tokens / 2);
+    QCOMPARE(g.tokens, std::uint64_t(tokens));
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        const double w = want.xtx[i * n + j], got = g.xtx[i * n + j];
+        // float sums: within 1e-5 of the Cauchy-Schwarz bound sqrt(G_ii G_jj)
+        const double bound = std::sqrt(want.xtx[i * n + i] * want.xtx[j * n + j]);
+        QVERIFY2(std::fabs(got - w) <= 1e-5 * bound + 1e-12, qPrintable(QString("[%1][%2] %3 vs %4").arg(i).arg(j).arg(got).arg(w)));
+        QCOMPARE(g.xtx[i * n + j], g.xtx[j * n + i]);
+      }
+  }
+
+  void factorErrors() {
+    InputGram empty;
+    EQ_EXPECT_ERROR(ErrorFeedback::factor(empty), Errc::InvalidArgument, "input statistics of size 0 hold 0 values");
+    InputGram bad;
+    bad.n = 2;
+    bad.xtx = {1.0, 0.0, 0.0, std::nan("")};
+    EQ_EXPECT_ERROR(ErrorFeedback::factor(bad), Errc::InvalidArgument, "input statistics are not finite");
+    InputGram zero(3);  // never saw an input: every H_ii becomes 1
+    QCOMPARE(ErrorFeedback::factor(zero).size(), std::int64_t(3));
+  }
+
+  void wrongSizeIsRejected() {
+    const InputGram g(4);
+    const ErrorFeedback ef = ErrorFeedback::factor(g);
+    std::vector<float> w(3 * 8, 0.01f);
+    const auto m = MatrixView::of(std::as_bytes(std::span(w)), DType::F32, {3, 8});
+    QuantizeOptions o;
+    o.errorFeedback = &ef;
+    ThreadPool pool(1);
+    EQ_EXPECT_ERROR(quantizeTensor(m, o, pool), Errc::ShapeMismatch, "input statistics for 4 columns, the matrix has 8");
+  }
+
+  void selfTextsObserveEveryLinear() {
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(2);
+    CalibrationOptions o;
+    o.sequences = 3;
+    o.length = 10;
+    std::int64_t last = 0, total = 0;
+    o.progress = [&](std::int64_t done, std::int64_t t) {
+      QVERIFY2(done >= last, qPrintable(QString("%1 after %2").arg(done).arg(last)));
+      last = done;
+      total = t;
+    };
+    const Calibration c = calibrateSelf(*src, pool, o);
+    QCOMPARE(total, std::int64_t(60));
+    QCOMPARE(last, total);
+    QCOMPARE(c.texts.size(), std::size_t(3));
+    for (const auto& t : c.texts) {
+      QCOMPARE(t.size(), std::size_t(10));
+      QCOMPARE(t.front(), 1);  // the config's BOS
+    }
+    QVERIFY(c.texts[0] != c.texts[1]);  // each text its own seed
+    for (int l = 0; l < 2; ++l) {
+      const std::string p = fmt::format("model.layers.{}.", l);
+      for (const char* w : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"})
+        QVERIFY2(c.grams.count(p + w + ".weight"), w);
+      const auto& q = c.grams.at(p + "self_attn.q_proj.weight");
+      QCOMPARE(q.get(), c.grams.at(p + "self_attn.k_proj.weight").get());
+      QCOMPARE(q.get(), c.grams.at(p + "self_attn.v_proj.weight").get());
+      QVERIFY(q.get() != c.grams.at(p + "self_attn.o_proj.weight").get());
+      QCOMPARE(c.grams.at(p + "mlp.gate_proj.weight").get(), c.grams.at(p + "mlp.up_proj.weight").get());
+      QCOMPARE(q->n, std::int64_t(64));
+      QCOMPARE(c.grams.at(p + "mlp.down_proj.weight")->n, std::int64_t(128));
+      for (const auto& [name, g] : c.grams) {
+        QCOMPARE(g->tokens, std::uint64_t(30));
+        for (std::int64_t i = 0; i < g->n; ++i) {
+          QVERIFY(g->xtx[i * g->n + i] >= 0);
+          for (std::int64_t j = 0; j < i; ++j) QCOMPARE(g->xtx[i * g->n + j], g->xtx[j * g->n + i]);
+        }
+      }
+    }
+    QCOMPARE(c.bytes, std::uint64_t(2 * 8 * (64 * 64 * 3 + 128 * 128)));
+    // The same seed writes the same texts, on one thread or several.
+    ThreadPool one(1);
+    o.progress = {};
+    const Calibration again = calibrateSelf(*src, one, o);
+    QCOMPARE(again.texts, c.texts);
+  }
+
+  void calibrationErrors() {
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(1);
+    CalibrationOptions o;
+    o.sequences = 2;
+    o.length = 8;
+    o.maxBytes = 100000;
+    EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
+                    kTinyLlama.string() + ": calibration statistics need at least 224.0 KiB of memory, more than the budget of "
+                                          "97.7 KiB; compress without --calibration");
+    o.maxBytes = 0;
+    o.length = 1000;
+    EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
+                    kTinyLlama.string() + ": calibration texts of 1000 tokens exceed the model's context of 256");
+    o.length = 8;
+    int calls = 0;
+    o.keepGoing = [&] { return ++calls < 5; };
+    EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::Cancelled, "calibration cancelled");
+  }
+
+  void compressWithCalibration() {
+    const auto src = ModelSource::open(kTinyLlama);
+    CompressOptions o;
+    o.target = {RateTarget::Mode::Bits, 4.0};
+    o.allocation = CompressOptions::Allocation::Uniform;
+    o.calibration = CompressOptions::Calibration::Self;
+    o.calibrationOptions.sequences = 2;
+    o.calibrationOptions.length = 16;
+    std::vector<std::string> phases;
+    o.progress = [&](const CompressProgress& p) {
+      if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
+    };
+    const fs::path out = tmp_->path() / "c.eqz";
+    const CompressSummary s = compressModel(*src, out, o);
+    QCOMPARE(phases, (std::vector<std::string>{"calibrate", "compress"}));
+    QCOMPARE(s.calibration, std::string("self"));
+    QCOMPARE(s.calibrationTokens, std::uint64_t(32));
+    const auto j = toJson(s);
+    QCOMPARE(j["calibration"].get<std::string>(), std::string("self"));
+    QCOMPARE(j["calibration_tokens"].get<int>(), 32);
+    const EqzFile f = EqzFile::open(out);
+    QCOMPARE(f.index()["settings"]["calibration"].get<std::string>(), std::string("self"));
+    // The codes differ from the nearest ones at the same settings, and every tensor still lands on its target.
+    CompressOptions plain = o;
+    plain.calibration = CompressOptions::Calibration::None;
+    const CompressSummary p = compressModel(*src, tmp_->path() / "p.eqz", plain);
+    QCOMPARE(p.calibration, std::string("none"));
+    bool anyDiffers = false;
+    for (std::size_t i = 0; i < s.tensors.size(); ++i) {
+      if (s.tensors[i].encoding != "entquant") continue;
+      QVERIFY2(std::fabs(s.tensors[i].effectiveBits - 4.0) <= 0.03 || s.tensors[i].targetClamped, s.tensors[i].name.c_str());
+      anyDiffers |= s.tensors[i].relL2 != p.tensors[i].relL2;
+    }
+    QVERIFY(anyDiffers);
+  }
+
+  void compressCalibrationErrors() {
+    // Weights without the model around them: the engine cannot run it.
+    const fs::path dir = tmp_->path() / "m";
+    fs::create_directories(dir);
+    fs::copy_file(kTinyLlama / "config.json", dir / "config.json");
+    std::vector<float> w(64 * 64, 0.01f);
+    {
+      SafetensorsWriter sw(dir / "model.safetensors", {{"model.layers.0.self_attn.q_proj.weight", DType::F32, {64, 64}}});
+      sw.append(std::as_bytes(std::span(w)));
+      sw.finish();
+    }
+    const auto src = ModelSource::open(dir);
+    CompressOptions o;
+    o.calibration = CompressOptions::Calibration::Self;
+    const fs::path out = tmp_->path() / "c.eqz";
+    EQ_EXPECT_ERROR(compressModel(*src, out, o), Errc::MissingTensor,
+                    "--calibration self: " + dir.string() + ": the model has no tensor \"model.embed_tokens.weight\"");
+    QVERIFY(!fs::exists(out));
+    const auto tiny = ModelSource::open(kTinyLlama);
+    o.calibrationOptions.sequences = 2;
+    o.calibrationOptions.length = 16;
+    std::atomic<int> calls{0};
+    o.keepGoing = [&] { return ++calls < 10; };
+    EQ_EXPECT_ERROR(compressModel(*tiny, out, o), Errc::Cancelled, "compression cancelled");
+    QVERIFY(!fs::exists(out));
+  }
+
+  void cliUsageErrors_data() {
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("message");
+    const QString m = QString::fromStdString(kTinyLlama.string());
+    QTest::newRow("value") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "data"}
+                           << "entquant compress: --calibration must be none or self, not \"data\"";
+    QTest::newRow("texts without self") << QStringList{"compress", m, "-o", "x.eqz", "--calibration-texts", "4"}
+                                        << "entquant compress: --calibration-texts and --calibration-length need "
+                                           "--calibration self";
+    QTest::newRow("length") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-length", "1"}
+                            << "entquant compress: --calibration-length must be at least 2";
+    QTest::newRow("rtn") << QStringList{"compress", m, "-o", "x.eqz", "--method", "rtn4", "--calibration", "self"}
+                         << "entquant compress: --objective, --calibration and --scales apply to --method entquant, not rtn4";
+    QTest::newRow("scales") << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--calibration", "self"}
+                            << "entquant compress: --scales excludes --bits, --lambda, --objective, --allocation and "
+                               "--calibration";
+  }
+  void cliUsageErrors() {
+    QFETCH(QStringList, args);
+    QFETCH(QString, message);
+    const auto r = eqtest::runCli(args);
+    QCOMPARE(r.code, 2);
+    QVERIFY2(QString(r.err).startsWith(message + "\n"), r.err.constData());
+  }
+
+  void cliReportsCalibration() {
+    const QString out = QString::fromStdString((tmp_->path() / "c.eqz").string());
+    const auto r = eqtest::runCli({"compress", QString::fromStdString(kTinyLlama.string()), "-o", out, "--bits", "4",
+                                   "--calibration", "self", "--calibration-texts", "2", "--calibration-length", "12",
+                                   "--quiet"});
+    QCOMPARE(r.code, 0);
+    QVERIFY2(r.out.contains("error feedback calibrated on 24 self-written tokens"), r.out.constData());
+  }
+};
+
+QTEST_MAIN(TestCalibration)
+#include "test_calibration.moc"
