@@ -135,8 +135,12 @@ int runCompress(ArgList& args) {
   o.keepGoing = keepGoing;
   o.progress = [&](const CompressProgress& p) {
     const std::string phase = p.phase;
-    const std::string what = phase == "analyze" ? "analyzing " + p.tensor
-                             : phase == "calibrate" ? "calibrating (the model writes its own text)" : p.tensor;
+    if (phase == "calibrate") {  // tokens, not tensors
+      const std::string eta = p.etaSeconds > 0 ? "  ETA " + formatDuration(p.etaSeconds) : "";
+      line.update(p.index, p.count, "tokens: the model writes and reads its own calibration text" + eta, 0, 0, p.done);
+      return;
+    }
+    const std::string what = phase == "analyze" ? "analyzing " + p.tensor : p.tensor;
     line.update(p.index, p.count, what, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
   };
   const CompressSummary s = compressModel(*source, *out, o);

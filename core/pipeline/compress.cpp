@@ -258,6 +258,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       p.count = static_cast<std::size_t>(total);
       p.done = done == total;
       p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
       o.progress(p);
     };
     try {

@@ -26,8 +26,8 @@ struct LayerRule {
 };
 
 struct CompressProgress {
-  // "calibrate" (--calibration self: index / count are tokens), "analyze" (global allocation's first pass) or
-  // "compress"
+  // "calibrate" (--calibration self: index / count are tokens, etaSeconds that phase's), "analyze" (global
+  // allocation's first pass) or "compress"
   const char* phase = "compress";
   std::size_t index = 0, count = 0;  // tensor index (0-based) and the number of tensors
   std::string tensor;
