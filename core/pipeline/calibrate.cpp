@@ -4,6 +4,7 @@
 #include "common/thread_pool.h"
 #include "common/units.h"
 #include "model/causal_lm.h"
+#include "format/model_config.h"
 #include "model/weight_source.h"
 #include "text/sampling.h"
 
@@ -20,6 +21,17 @@ namespace {
 std::uint64_t physicalMemory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
+}
+
+// 8 n^2 bytes for each distinct layer input the engine will observe: per block the attention input (q, k, v), the
+// attention output (o), and the MLP's input (gate, up) and inner activation (down), per expert for MoE.
+std::uint64_t gramBytes(const ModelConfig& c) {
+  auto sq = [](std::int64_t n) { return 8ull * static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(n); };
+  const std::int64_t inner = c.numExperts > 0 && c.moeIntermediateSize > 0 ? c.moeIntermediateSize : c.intermediateSize;
+  const std::uint64_t mlp = sq(c.hiddenSize) + sq(inner);
+  const std::uint64_t block = sq(c.hiddenSize) + sq(c.numHeads * c.headDim) +
+                              (c.numExperts > 0 ? static_cast<std::uint64_t>(c.numExperts) * mlp : mlp);
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(c.numLayers, 0)) * block;
 }
 
 // The texts: text s starts at BOS (or a token drawn uniformly where the model has none) and continues by sampling
@@ -114,6 +126,14 @@ Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const Cal
   if (lm->contextLength() < o.length)
     fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}", label, o.length,
          lm->contextLength());
+  // The statistics' memory, known from the config: refuse before the model writes a token rather than after.
+  const std::uint64_t budget = o.maxBytes ? o.maxBytes : physicalMemory() / 2;
+  const std::uint64_t needed = gramBytes(weights->config());
+  if (needed > budget)
+    fail(Errc::InvalidArgument,
+         "{}: calibration statistics would need {} of memory, more than the budget of {}; compress without "
+         "--calibration",
+         label, formatBytes(needed), formatBytes(budget));
   const std::int64_t total = 2 * o.sequences * o.length;
   std::int64_t done = 0;
   auto step = [&](std::int64_t tokens) {
@@ -125,7 +145,6 @@ Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const Cal
   Calibration cal;
   cal.texts = writeTexts(*weights, *lm, pool, o, done, total);
   done = total / 2;
-  const std::uint64_t budget = o.maxBytes ? o.maxBytes : physicalMemory() / 2;
   std::map<std::string, std::shared_ptr<quant::InputGram>> grams;
   lm->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
                            std::int64_t cols) {
