@@ -339,9 +339,11 @@ class TestCalibration : public QObject {
     EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
                     kTinyLlama.string() + ": calibration texts of 1000 tokens exceed the model's context of 256");
     o.length = 8;
-    calls = 0;
-    o.keepGoing = [&] { return ++calls < 5; };
-    EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::Cancelled, "calibration cancelled");
+    for (int after : {5, 15, 17}) {  // while writing (14 checks), before reading a text back, inside its forward pass
+      std::atomic<int> n{0};
+      o.keepGoing = [&] { return ++n < after; };
+      EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::Cancelled, "calibration cancelled");
+    }
   }
 
   void compressWithCalibration() {

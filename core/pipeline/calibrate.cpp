@@ -3,15 +3,15 @@
 #include "common/error.h"
 #include "common/thread_pool.h"
 #include "common/units.h"
-#include "model/causal_lm.h"
 #include "format/model_config.h"
+#include "model/causal_lm.h"
 #include "model/weight_source.h"
 #include "text/sampling.h"
 
 #include <unistd.h>
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <thread>
 
@@ -167,7 +167,12 @@ Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const Cal
   for (const auto& ids : cal.texts) {
     if (cancelled()) fail(Errc::Cancelled, "calibration cancelled");
     lm->reset();
-    lm->forward(ids, o.keepGoing);
+    try {
+      lm->forward(ids, o.keepGoing);
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "calibration cancelled");  // not "generation cancelled"
+      throw;
+    }
     step(static_cast<std::int64_t>(ids.size()));
   }
   lm->setInputObserver({});

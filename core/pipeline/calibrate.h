@@ -24,7 +24,7 @@ struct CalibrationOptions {
   std::uint64_t seed = 1;
   // Memory the statistics may take (8 n^2 bytes per distinct layer input of n features); 0: half of the RAM.
   std::uint64_t maxBytes = 0;
-  std::function<bool()> keepGoing;                                    // false: Error(Cancelled)
+  std::function<bool()> keepGoing;  // thread-safe (texts are written on several threads); false: Error(Cancelled)
   std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens, generated then run
 };
 
