@@ -256,6 +256,11 @@ class TestCalibration : public QObject {
     bad.n = 2;
     bad.xtx = {1.0, 0.0, 0.0, std::nan("")};
     EQ_EXPECT_ERROR(ErrorFeedback::factor(bad), Errc::InvalidArgument, "input statistics are not finite");
+    InputGram singular(2);  // rank 1: no damping fails, so the factor retries with some
+    singular.xtx = {1.0, 1.0, 1.0, 1.0};
+    QCOMPARE(ErrorFeedback::factor(singular, 0.0).size(), std::int64_t(2));
+    EQ_EXPECT_ERROR(ErrorFeedback::factor(singular, -1.0), Errc::InvalidArgument,
+                    "damping must be finite and not negative");
     InputGram zero(3);  // never saw an input: every H_ii becomes 1
     QCOMPARE(ErrorFeedback::factor(zero).size(), std::int64_t(3));
   }

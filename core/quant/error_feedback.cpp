@@ -94,7 +94,8 @@ ErrorFeedback ErrorFeedback::factor(const InputGram& gram, double damp, ThreadPo
   std::iota(ef.perm_.begin(), ef.perm_.end(), 0);
   std::stable_sort(ef.perm_.begin(), ef.perm_.end(), [&](auto a, auto b) { return diag[a] > diag[b]; });
 
-  for (;; damp *= 10) {
+  if (!(damp >= 0) || !std::isfinite(damp)) fail(Errc::InvalidArgument, "damping must be finite and not negative");
+  for (;; damp = damp > 0 ? damp * 10 : 1e-4) {
     // H in coding order, damped.
     std::vector<double> a(static_cast<std::size_t>(n * n));
     for (std::int64_t i = 0; i < n; ++i)

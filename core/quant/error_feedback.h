@@ -34,7 +34,7 @@ class ErrorFeedback {
  public:
   // Factors H + damp * mean(diag H) * I (a column that never saw a non-zero input gets H_ii = 1 first): the
   // columns in order of decreasing H_ii, and the upper Cholesky factor U of the inverse in that order. The damping
-  // grows tenfold (up to 1) until the factorization succeeds. O(n^3), on the pool when given. Throws
+  // grows tenfold (from 1e-4 when 0; up to 1) until the factorization succeeds. O(n^3), on the pool when given. Throws
   // Error(InvalidArgument) for an empty or non-finite H.
   static ErrorFeedback factor(const InputGram& gram, double damp = 0.01, ThreadPool* pool = nullptr);
 
