@@ -181,6 +181,25 @@ class TestCalibration : public QObject {
     QVERIFY2(differ * 100 <= total, qPrintable(QString("%1 of %2 codes differ").arg(differ).arg(total)));
   }
 
+  void rowsTogetherEqualRowByRow() {
+    const std::int64_t n = 40, rows = 7;
+    const auto x = correlatedInputs(120, n, 30, 9);
+    const ErrorFeedback ef = ErrorFeedback::factor(gramOf(x, 120, n));
+    std::vector<float> w;
+    std::vector<std::uint16_t> scales;
+    for (unsigned r = 0; r < rows; ++r) {
+      const auto row = heavyTailedRow(n, 50 + r);
+      w.insert(w.end(), row.begin(), row.end());
+      scales.push_back(absmaxScale(CodeFormat::Fp8E4M3, row, 8.0f * static_cast<float>(r + 1)));
+    }
+    std::vector<std::uint8_t> together(rows * n), single(rows * n);
+    std::vector<float> scratch(rows * n);
+    ef.quantizeRows(CodeFormat::Fp8E4M3, w.data(), rows, scales.data(), together.data(), scratch.data());
+    for (std::int64_t r = 0; r < rows; ++r)
+      ef.quantizeRow(CodeFormat::Fp8E4M3, w.data() + r * n, scales[r], single.data() + r * n, scratch.data());
+    QCOMPARE(together, single);
+  }
+
   void identityGivesNearestCodes_data() {
     QTest::addColumn<CodeFormat>("format");
     QTest::newRow("fp8") << CodeFormat::Fp8E4M3;

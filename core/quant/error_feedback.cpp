@@ -7,39 +7,78 @@
 #include <cmath>
 #include <numeric>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 namespace eq::quant {
 namespace {
 
-// Runs body(i) for i in [i0, i1), in blocks on the pool when there is enough work.
+// Runs body(i) for i in [i0, i1): inline for little work, else in about 4 tasks per thread (indices may cost
+// unequal work) on the pool.
 template <typename Body>
 void forRange(ThreadPool* pool, std::int64_t i0, std::int64_t i1, std::int64_t workPerIndex, Body&& body) {
-  constexpr std::int64_t kBlock = 32;
   if (!pool || pool->size() == 1 || (i1 - i0) * workPerIndex < (1 << 16)) {
     for (std::int64_t i = i0; i < i1; ++i) body(i);
     return;
   }
-  pool->parallelFor(static_cast<std::size_t>((i1 - i0 + kBlock - 1) / kBlock), [&](std::size_t b) {
-    const std::int64_t s = i0 + static_cast<std::int64_t>(b) * kBlock;
-    for (std::int64_t i = s; i < std::min(i1, s + kBlock); ++i) body(i);
+  const std::int64_t tasks = std::min<std::int64_t>(i1 - i0, 4 * static_cast<std::int64_t>(pool->size()));
+  const std::int64_t block = (i1 - i0 + tasks - 1) / tasks;
+  pool->parallelFor(static_cast<std::size_t>((i1 - i0 + block - 1) / block), [&](std::size_t b) {
+    const std::int64_t s = i0 + static_cast<std::int64_t>(b) * block;
+    for (std::int64_t i = s; i < std::min(i1, s + block); ++i) body(i);
   });
 }
 
+// sum a[k] b[k], k < n (four-wide FMA lanes on the x86-64-v3 baseline).
+double dot(const double* a, const double* b, std::int64_t n) {
+  std::int64_t k = 0;
+  double s = 0;
+#ifdef __AVX2__
+  __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+  for (; k + 8 <= n; k += 8) {
+    s0 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k), _mm256_loadu_pd(b + k), s0);
+    s1 = _mm256_fmadd_pd(_mm256_loadu_pd(a + k + 4), _mm256_loadu_pd(b + k + 4), s1);
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(s0, s1));
+  s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+#endif
+  for (; k < n; ++k) s += a[k] * b[k];
+  return s;
+}
+
 // In place: the lower Cholesky factor L of a (n x n, row-major; A = L L^T), upper triangle zeroed. False if A is
-// not positive definite in floating point.
+// not positive definite in floating point. Left-looking by blocks of 16 rows: each earlier row of L is read once per
+// block (not once per row), and the rows of a block are shared out over the pool.
 bool choleskyLower(std::vector<double>& a, std::int64_t n, ThreadPool* pool) {
-  for (std::int64_t j = 0; j < n; ++j) {
-    double* rj = a.data() + j * n;
-    double d = rj[j];
-    for (std::int64_t k = 0; k < j; ++k) d -= rj[k] * rj[k];
-    if (!(d > 0) || !std::isfinite(d)) return false;
-    const double ljj = std::sqrt(d);
-    rj[j] = ljj;
-    forRange(pool, j + 1, n, j, [&](std::int64_t i) {
-      double* ri = a.data() + i * n;
-      double s = ri[j];
-      for (std::int64_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-      ri[j] = s / ljj;
+  constexpr std::int64_t kRows = 16;
+  for (std::int64_t i0 = 0; i0 < n; i0 += kRows) {
+    const std::int64_t i1 = std::min(n, i0 + kRows);
+    // Columns before the block (rows j < i0 of L are final): groups of 8 rows in parallel, each earlier row read
+    // once per group.
+    constexpr std::int64_t kGroup = 8;
+    forRange(pool, 0, (i1 - i0 + kGroup - 1) / kGroup, kGroup * i0 * i0 / 2, [&](std::int64_t g) {
+      const std::int64_t g0 = i0 + g * kGroup, g1 = std::min(i1, g0 + kGroup);
+      for (std::int64_t j = 0; j < i0; ++j) {
+        const double* rj = a.data() + j * n;
+        for (std::int64_t i = g0; i < g1; ++i) {
+          double* ri = a.data() + i * n;
+          ri[j] = (ri[j] - dot(ri, rj, j)) / rj[j];
+        }
+      }
     });
+    // Columns inside the block, in order.
+    for (std::int64_t j = i0; j < i1; ++j) {
+      double* rj = a.data() + j * n;
+      const double d = rj[j] - dot(rj, rj, j);
+      if (!(d > 0) || !std::isfinite(d)) return false;
+      rj[j] = std::sqrt(d);
+      for (std::int64_t i = j + 1; i < i1; ++i) {
+        double* ri = a.data() + i * n;
+        ri[j] = (ri[j] - dot(ri, rj, j)) / rj[j];
+      }
+    }
   }
   for (std::int64_t i = 0; i < n; ++i) std::fill(a.data() + i * n + i + 1, a.data() + (i + 1) * n, 0.0);
   return true;
@@ -95,64 +134,66 @@ ErrorFeedback ErrorFeedback::factor(const InputGram& gram, double damp, ThreadPo
   std::stable_sort(ef.perm_.begin(), ef.perm_.end(), [&](auto a, auto b) { return diag[a] > diag[b]; });
 
   if (!(damp >= 0) || !std::isfinite(damp)) fail(Errc::InvalidArgument, "damping must be finite and not negative");
+  // U comes from one Cholesky factorization and one triangular inverse: with J the order reversal, J H J = L L^T
+  // gives H = R R^T for the upper triangular R = J L J, so H^-1 = R^-T R^-1 and U = R^-1 = J L^-1 J.
   for (;; damp = damp > 0 ? damp * 10 : 1e-4) {
-    // H in coding order, damped.
+    // J H J in coding order, damped: a[i][j] = H[perm[n-1-i]][perm[n-1-j]].
     std::vector<double> a(static_cast<std::size_t>(n * n));
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
-        const auto pi = ef.perm_[static_cast<std::size_t>(i)], pj = ef.perm_[static_cast<std::size_t>(j)];
+        const auto pi = ef.perm_[static_cast<std::size_t>(n - 1 - i)], pj = ef.perm_[static_cast<std::size_t>(n - 1 - j)];
         a[static_cast<std::size_t>(i * n + j)] = i == j ? diag[pi] + damp * mean : gram.xtx[static_cast<std::size_t>(pi * n + pj)];
       }
     if (!choleskyLower(a, n, pool)) {
       if (damp >= 1) fail(Errc::InvalidArgument, "input statistics are not positive definite even with damping 1");
       continue;
     }
-    // L^-1 (lower), then its transpose M = L^-T (upper) row-major, so H^-1 = M M^T with contiguous rows.
-    std::vector<double> m(static_cast<std::size_t>(n * n), 0.0);  // m[i][k] = (L^-1)[k][i]
-    forRange(pool, 0, n, n * n / 2, [&](std::int64_t c) {  // column c of L^-1: forward substitution
-      std::vector<double> x(static_cast<std::size_t>(n), 0.0);
-      x[c] = 1.0 / a[c * n + c];
-      for (std::int64_t i = c + 1; i < n; ++i) {
-        const double* ri = a.data() + i * n;
-        double s = 0;
-        for (std::int64_t k = c; k < i; ++k) s -= ri[k] * x[k];
-        x[i] = s / ri[i];
-      }
-      for (std::int64_t i = c; i < n; ++i) m[c * n + i] = x[i];
-    });
-    // H^-1[i][j] = sum_k m[i][k] m[j][k] (k >= max(i, j)); lower triangle, then its lower Cholesky factor V,
-    // whose transpose is the upper factor U (H^-1 = V V^T = U^T U).
-    std::vector<double> hinv(static_cast<std::size_t>(n * n), 0.0);
-    forRange(pool, 0, n, n * n / 2, [&](std::int64_t i) {
-      for (std::int64_t j = 0; j <= i; ++j) {
-        const double* ri = m.data() + i * n;
-        const double* rj = m.data() + j * n;
-        double s = 0;
-        for (std::int64_t k = i; k < n; ++k) s += ri[k] * rj[k];
-        hinv[i * n + j] = hinv[j * n + i] = s;
-      }
-    });
-    if (!choleskyLower(hinv, n, pool)) {
-      if (damp >= 1) fail(Errc::InvalidArgument, "input statistics are not positive definite even with damping 1");
-      continue;
-    }
+    // Column c of L^-1 by forward substitution, x[i] = -(L[i][c..i) . x[c..i)) / L[i][i]; it is column n-1-c of U
+    // read backwards: U[n-1-i][n-1-c] = x[i]. Eight columns at a time, so each row of L is read once for all eight.
+    constexpr std::int64_t kCols = 8;
     ef.u_.assign(static_cast<std::size_t>(n * n), 0.0f);
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t k = i; k < n; ++k) ef.u_[static_cast<std::size_t>(i * n + k)] = static_cast<float>(hinv[k * n + i]);
+    forRange(pool, 0, (n + kCols - 1) / kCols, kCols * n * n / 4, [&](std::int64_t block) {
+      const std::int64_t c0 = block * kCols, c1 = std::min(n, c0 + kCols);
+      std::vector<double> x(static_cast<std::size_t>(kCols * n), 0.0);  // x[b][i]: column c0 + b
+      for (std::int64_t i = c0; i < n; ++i) {
+        const double* ri = a.data() + i * n;
+        for (std::int64_t c = c0; c < c1 && c <= i; ++c) {
+          double* xc = x.data() + (c - c0) * n;
+          xc[i] = i == c ? 1.0 / ri[i] : -dot(ri + c, xc + c, i - c) / ri[i];
+          ef.u_[static_cast<std::size_t>((n - 1 - i) * n + (n - 1 - c))] = static_cast<float>(xc[i]);
+        }
+      }
+    });
     return ef;
   }
 }
 
 void ErrorFeedback::quantizeRow(CodeFormat f, const float* w, std::uint16_t scale, std::uint8_t* codes,
-                                float* x) const {
-  const float s = bf16ToF32(scale);
-  for (std::int64_t i = 0; i < n_; ++i) x[i] = w[perm_[static_cast<std::size_t>(i)]];
-  for (std::int64_t i = 0; i < n_; ++i) {
-    const std::uint8_t q = quantizeOne(f, x[i], s);
-    codes[perm_[static_cast<std::size_t>(i)]] = q;
-    const float* ui = u_.data() + i * n_;
-    const float e = (x[i] - bf16ToF32(dequantizeOne(f, q, s))) / ui[i];
-    for (std::int64_t k = i + 1; k < n_; ++k) x[k] -= e * ui[k];
+                                float* scratch) const {
+  quantizeRows(f, w, 1, &scale, codes, scratch);
+}
+
+void ErrorFeedback::quantizeRows(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales,
+                                 std::uint8_t* codes, float* x) const {
+  const std::int64_t n = n_;
+  std::vector<float> s(static_cast<std::size_t>(rows)), e(static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    s[r] = bf16ToF32(scales[r]);
+    for (std::int64_t i = 0; i < n; ++i) x[r * n + i] = w[r * n + perm_[static_cast<std::size_t>(i)]];
+  }
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* ui = u_.data() + i * n;  // read once for all the rows
+    const std::int64_t col = perm_[static_cast<std::size_t>(i)];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::uint8_t q = quantizeOne(f, x[r * n + i], s[r]);
+      codes[r * n + col] = q;
+      e[r] = (x[r * n + i] - bf16ToF32(dequantizeOne(f, q, s[r]))) / ui[i];
+    }
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* xr = x + r * n;
+      const float er = e[r];
+      for (std::int64_t k = i + 1; k < n; ++k) xr[k] -= er * ui[k];
+    }
   }
 }
 

@@ -43,6 +43,10 @@ class ErrorFeedback {
   // (quantizeOne), and its error divided by U[i][i] is subtracted, times U[i][k], from every later column k.
   // scratch holds n floats.
   void quantizeRow(CodeFormat f, const float* w, std::uint16_t scale, std::uint8_t* codes, float* scratch) const;
+  // The same for `rows` rows at once (w and codes rows x n, one scale each; scratch rows x n floats): the same
+  // codes, with each row of U read once for all of them.
+  void quantizeRows(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales, std::uint8_t* codes,
+                    float* scratch) const;
 
  private:
   std::int64_t n_ = 0;

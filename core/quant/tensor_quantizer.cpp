@@ -471,22 +471,30 @@ QuantizedTensor quantizeOnce(const MatrixView& m, const QuantizeOptions& o, Thre
   std::mutex mu;
   double errL1 = 0, errL2 = 0;
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<float> w(static_cast<std::size_t>(m.cols)), scratch(o.errorFeedback ? w.size() : 0);
+    // The block's rows (all of them at once for error feedback, which codes them together; else one at a time).
+    const std::int64_t held = o.errorFeedback ? r1 - r0 : 1;
+    std::vector<float> wb(static_cast<std::size_t>(held * m.cols)), scratch(o.errorFeedback ? wb.size() : 0);
+    if (o.errorFeedback) {
+      for (std::int64_t r = r0; r < r1; ++r) m.row(r, wb.data() + (r - r0) * m.cols);
+      o.errorFeedback->quantizeRows(o.format, wb.data(), r1 - r0, t.scales.data() + r0, codes.data() + r0 * m.cols,
+                                    scratch.data());
+    }
     double e1 = 0, e2 = 0;
     for (std::int64_t r = r0; r < r1; ++r) {
       std::uint8_t* q = codes.data() + r * m.cols;
-      m.row(r, w.data());
+      const float* w = wb.data() + (o.errorFeedback ? (r - r0) * m.cols : 0);
       std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
-      if (o.errorFeedback) {
-        o.errorFeedback->quantizeRow(o.format, w.data(), s, q, scratch.data());
-      } else if (rdo && rdo->mu > 0) {
-        codec::SymbolCounts unused{};
-        rdoQuantizeRow(o.format, w.data(), m.cols, s, rdo->len, rdo->mu, q, unused);
-      } else {
-        quantizeRow(o.format, w.data(), m.cols, s, q);
+      if (!o.errorFeedback) {
+        m.row(r, wb.data());
+        if (rdo && rdo->mu > 0) {
+          codec::SymbolCounts unused{};
+          rdoQuantizeRow(o.format, w, m.cols, s, rdo->len, rdo->mu, q, unused);
+        } else {
+          quantizeRow(o.format, w, m.cols, s, q);
+        }
       }
       if (rdo) {
-        s = unbiasedScale(o.format, w.data(), q, m.cols, s);
+        s = unbiasedScale(o.format, w, q, m.cols, s);
         t.scales[static_cast<std::size_t>(r)] = s;
       }
       const float sf = bf16ToF32(s);
