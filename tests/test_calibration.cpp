@@ -8,6 +8,8 @@
 #include "format/eqz.h"
 #include "format/model_source.h"
 #include "format/safetensors_writer.h"
+#include "model/causal_lm.h"
+#include "model/weight_source.h"
 #include "pipeline/calibrate.h"
 #include "pipeline/compress.h"
 #include "quant/code_format.h"
@@ -45,6 +47,20 @@ std::vector<float> correlatedInputs(std::int64_t tokens, std::int64_t n, std::in
       for (std::int64_t j = 0; j < n; ++j) x[t * n + j] += zc * a[c * n + j];
     }
   return x;
+}
+
+template <class V>
+double maxDiff(const V& a, const V& b) {
+  double d = a.size() == b.size() ? 0.0 : INFINITY;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+    d = std::max(d, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  return d;
+}
+template <class V>
+double maxAbs(const V& a) {
+  double m = 0;
+  for (const auto v : a) m = std::max(m, std::fabs(static_cast<double>(v)));
+  return m;
 }
 
 InputGram gramOf(const std::vector<float>& x, std::int64_t tokens, std::int64_t n) {
@@ -308,7 +324,7 @@ class TestCalibration : public QObject {
       total = t;
     };
     const Calibration c = calibrateSelf(*src, pool, o);
-    QCOMPARE(total, std::int64_t(60));
+    QCOMPARE(total, std::int64_t(30));  // tokens written
     QCOMPARE(last, total);
     QCOMPARE(c.texts.size(), std::size_t(3));
     for (const auto& t : c.texts) {
@@ -353,9 +369,11 @@ class TestCalibration : public QObject {
     o.maxBytes = 100000;
     int calls = 0;
     o.keepGoing = [&] { return ++calls > 0; };  // counts how far it got
+    // One block's statistics (8 x (3 x 64^2 + 128^2) bytes) and the texts' hidden states (4 x 2 x 8 x 64 bytes).
     EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
-                    kTinyLlama.string() + ": calibration statistics would need 448.0 KiB of memory, more than the "
-                                          "budget of 97.7 KiB; compress without --calibration");
+                    kTinyLlama.string() + ": calibration statistics would need 228.0 KiB of memory, more than the "
+                                          "budget of 97.7 KiB; compress without --calibration or with fewer "
+                                          "--calibration-texts");
     QCOMPARE(calls, 0);  // refused before the model wrote a token
     o.keepGoing = {};
     o.maxBytes = 0;
@@ -363,7 +381,7 @@ class TestCalibration : public QObject {
     EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
                     kTinyLlama.string() + ": calibration texts of 1000 tokens exceed the model's context of 256");
     o.length = 8;
-    for (int after : {5, 15, 17}) {  // while writing (14 checks), before reading a text back, inside its forward pass
+    for (int after : {5, 15, 17, 20}) {  // while writing (14 checks), embedding the texts, running blocks 0 and 1
       std::atomic<int> n{0};
       o.keepGoing = [&] { return ++n < after; };
       EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::Cancelled, "calibration cancelled");
@@ -404,6 +422,136 @@ class TestCalibration : public QObject {
       anyDiffers |= s.tensors[i].relL2 != p.tensors[i].relL2;
     }
     QVERIFY(anyDiffers);
+    // The compressed model's inputs instead of the original model's: other codes, same targets.
+    CompressOptions orig = o;
+    orig.calibrationOptions.inputs = CalibrationOptions::Inputs::Compressed;
+    const CompressSummary r = compressModel(*src, tmp_->path() / "o.eqz", orig);
+    bool inputsMatter = false;
+    for (std::size_t i = 0; i < s.tensors.size(); ++i) {
+      QCOMPARE(r.tensors[i].name, s.tensors[i].name);  // the report keeps the checkpoint's order
+      if (s.tensors[i].encoding != "entquant") continue;
+      QVERIFY2(std::fabs(r.tensors[i].effectiveBits - 4.0) <= 0.03 || r.tensors[i].targetClamped, r.tensors[i].name.c_str());
+      inputsMatter |= s.tensors[i].relL2 != r.tensors[i].relL2;
+    }
+    QVERIFY(inputsMatter);
+    QCOMPARE(EqzFile::open(tmp_->path() / "o.eqz").tensors().size(), f.tensors().size());
+    for (std::size_t i = 0; i < f.tensors().size(); ++i)
+      QCOMPARE(f.tensors()[i].name, s.tensors[i].name);
+  }
+
+  // Block by block with the original inputs gives exactly the statistics of whole forward passes.
+  void blockwiseStatisticsMatchWholeForwardPasses() {
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(2);
+    CalibrationOptions o;
+    o.sequences = 2;
+    o.length = 12;
+    const Calibration c = calibrateSelf(*src, pool, o);
+    const auto ws = model::WeightSource::of(*src);
+    model::LoadOptions lo;
+    lo.contextLength = 12;
+    const auto lm = model::loadCausalLM(*ws, pool, lo);
+    std::map<std::string, InputGram> whole;
+    lm->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
+                             std::int64_t cols) {
+      for (const std::string* name : names) whole.try_emplace(*name, cols).first->second.add(x, n, &pool);
+    });
+    for (const auto& ids : c.texts) {
+      lm->reset();
+      lm->forward(ids);
+    }
+    // Equal up to float rounding: the engine's sums depend on where its buffers lie in memory (linear_simd.h).
+    QCOMPARE(whole.size(), c.grams.size());
+    for (const auto& [name, g] : whole) {
+      QVERIFY2(c.grams.count(name), name.c_str());
+      QCOMPARE(c.grams.at(name)->tokens, g.tokens);
+      QVERIFY2(maxDiff(c.grams.at(name)->xtx, g.xtx) <= 1e-5 * maxAbs(g.xtx), name.c_str());
+    }
+  }
+
+  // With the compressed model's inputs each weight's statistics see the weights replaced before it: stages that
+  // feed it refresh them, weights that do not feed it leave them alone, and the next block sees the replaced block.
+  void compressedInputsFollowReplacements() {
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(2);
+    CalibrationOptions o;
+    o.sequences = 2;
+    o.length = 12;
+    const Calibration original = calibrateSelf(*src, pool, o);
+    o.inputs = CalibrationOptions::Inputs::Compressed;
+    SelfCalibration self(*src, pool, o);
+    QCOMPARE(self.texts(), original.texts);
+    const auto ws = model::WeightSource::of(*src);
+    auto coarse = [&](const std::string& name) {  // a visibly different weight of the same shape
+      model::Linear l = ws->linear(name);
+      model::Linear r;
+      r.rows = l.rows;
+      r.cols = l.cols;
+      r.f32.resize(static_cast<std::size_t>(l.rows * l.cols));
+      for (std::int64_t i = 0; i < l.rows; ++i) l.row(i, r.f32.data() + i * l.cols);
+      for (auto& v : r.f32) v = std::round(v * 8.0f) / 8.0f;
+      return r;
+    };
+    const std::string p = "model.layers.0.";
+    const auto q = self.gram(p + "self_attn.q_proj.weight");
+    const auto& q0 = original.grams.at(p + "self_attn.q_proj.weight")->xtx;
+    QVERIFY(maxDiff(q->xtx, q0) <= 1e-5 * maxAbs(q0));  // block 0's input is the embeddings
+    self.replace(p + "self_attn.q_proj.weight", coarse(p + "self_attn.q_proj.weight"));
+    QCOMPARE(self.gram(p + "self_attn.k_proj.weight").get(), q.get());  // q does not feed k
+    self.replace(p + "self_attn.k_proj.weight", coarse(p + "self_attn.k_proj.weight"));
+    self.replace(p + "self_attn.v_proj.weight", coarse(p + "self_attn.v_proj.weight"));
+    const auto oProj = self.gram(p + "self_attn.o_proj.weight");
+    const auto& o0 = original.grams.at(p + "self_attn.o_proj.weight")->xtx;
+    QVERIFY(maxDiff(oProj->xtx, o0) > 1e-3 * maxAbs(o0));
+    QCOMPARE(oProj->tokens, std::uint64_t(24));
+    const auto& g0 = original.grams.at(p + "mlp.gate_proj.weight")->xtx;
+    QVERIFY(maxDiff(self.gram(p + "mlp.gate_proj.weight")->xtx, g0) > 1e-3 * maxAbs(g0));
+    // Block 1 sees block 0 with its replaced weights.
+    const auto next = self.gram("model.layers.1.self_attn.q_proj.weight");
+    const auto& n0 = original.grams.at("model.layers.1.self_attn.q_proj.weight")->xtx;
+    QVERIFY(maxDiff(next->xtx, n0) > 1e-3 * maxAbs(n0));
+    QVERIFY(!self.gram("model.embed_tokens.weight"));  // outside the blocks: none
+    EQ_EXPECT_ERROR(self.gram(p + "mlp.down_proj.weight"), Errc::InvalidArgument,
+                    kTinyLlama.string() + ": calibration statistics of \"" + p +
+                        "mlp.down_proj.weight\" asked for after block 1");
+    EQ_EXPECT_ERROR(self.replace("model.layers.1.self_attn.q_proj.weight", model::Linear{}), Errc::ShapeMismatch,
+                    "\"model.layers.1.self_attn.q_proj.weight\" is [64, 64], the replacement [0, 0]");
+    EQ_EXPECT_ERROR(self.replace("model.layers.1.self_attn.x_proj.weight", coarse(p + "self_attn.q_proj.weight")),
+                    Errc::MissingTensor, "the model has no linear layer \"model.layers.1.self_attn.x_proj.weight\"");
+    QVERIFY(self.peakBytes() == std::uint64_t(8 * (64 * 64 * 3 + 128 * 128)));
+  }
+
+  // A weight swapped for its compressed version runs exactly as the same weight loaded from the .eqz file.
+  void replacedWeightsRunAsTheEqzFile() {
+    const auto src = ModelSource::open(kTinyLlama);
+    CompressOptions co;
+    co.target = {RateTarget::Mode::Bits, 3.0};
+    const fs::path out = tmp_->path() / "r.eqz";
+    compressModel(*src, out, co);
+    ThreadPool pool(2);
+    const auto eqz = model::WeightSource::open(out, pool);
+    const auto orig = model::WeightSource::of(*src);
+    const auto a = model::loadCausalLM(*eqz, pool), b = model::loadCausalLM(*orig, pool);
+    const EqzFile f = EqzFile::open(out);
+    int replaced = 0;
+    for (const auto& t : f.tensors())
+      if (t.encoding == "entquant" && t.name.starts_with("model.layers.")) {
+        b->replaceWeight(t.name, eqz->linear(t.name));
+        ++replaced;
+      }
+    QCOMPARE(replaced, 14);
+    // The blocks as the .eqz file's, up to float rounding (see above); without the swap they differ clearly.
+    const std::vector<std::int32_t> ids{1, 17, 99, 3, 250};
+    std::vector<float> x = a->embed(ids), y = x, z = x;
+    const auto c = model::loadCausalLM(*orig, pool);
+    for (std::int64_t l = 0; l < a->numLayers(); ++l) {
+      a->runLayer(l, x.data(), 5);
+      b->runLayer(l, y.data(), 5);
+      c->runLayer(l, z.data(), 5);
+    }
+    QVERIFY(maxDiff(x, y) <= 1e-5 * maxAbs(x));
+    QVERIFY(maxDiff(x, z) > 1e-3 * maxAbs(x));
+    EQ_EXPECT_ERROR(a->runLayer(2, x.data(), 5), Errc::InvalidArgument, "layer 2 is out of range (the model has 2)");
   }
 
   void compressCalibrationErrors() {
@@ -440,8 +588,10 @@ class TestCalibration : public QObject {
     QTest::newRow("value") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "data"}
                            << "entquant compress: --calibration must be none or self, not \"data\"";
     QTest::newRow("texts without self") << QStringList{"compress", m, "-o", "x.eqz", "--calibration-texts", "4"}
-                                        << "entquant compress: --calibration-texts and --calibration-length need "
-                                           "--calibration self";
+                                        << "entquant compress: --calibration-texts, --calibration-length and "
+                                           "--calibration-inputs need --calibration self";
+    QTest::newRow("inputs") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-inputs", "mixed"}
+                            << "entquant compress: --calibration-inputs must be original or compressed, not \"mixed\"";
     QTest::newRow("length") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-length", "1"}
                             << "entquant compress: --calibration-length must be at least 2";
     QTest::newRow("rtn") << QStringList{"compress", m, "-o", "x.eqz", "--method", "rtn4", "--calibration", "self"}

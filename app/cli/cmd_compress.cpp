@@ -2,7 +2,8 @@
 //                   [--method entquant|rtn4|rtn3|rtn2|nf4]
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
 //                   [--allocation uniform|global|depth]
-//                   [--calibration none|self [--calibration-texts N] [--calibration-length N]]
+//                   [--calibration none|self [--calibration-texts N] [--calibration-length N]
+//                                            [--calibration-inputs original|compressed]]
 //                   [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
@@ -102,8 +103,14 @@ int runCompress(ArgList& args) {
   }
   const auto texts = args.number<int>("--calibration-texts");
   const auto length = args.number<int>("--calibration-length");
-  if ((texts || length) && o.calibration != CompressOptions::Calibration::Self)
-    throw UsageError("--calibration-texts and --calibration-length need --calibration self");
+  const auto inputs = args.value("--calibration-inputs");
+  if ((texts || length || inputs) && o.calibration != CompressOptions::Calibration::Self)
+    throw UsageError("--calibration-texts, --calibration-length and --calibration-inputs need --calibration self");
+  if (inputs) {
+    if (*inputs == "compressed") o.calibrationOptions.inputs = CalibrationOptions::Inputs::Compressed;
+    else if (*inputs != "original")
+      throw UsageError(fmt::format("--calibration-inputs must be original or compressed, not \"{}\"", *inputs));
+  }
   if (texts) {
     if (*texts < 1) throw UsageError("--calibration-texts must be at least 1");
     o.calibrationOptions.sequences = *texts;
@@ -137,7 +144,7 @@ int runCompress(ArgList& args) {
     const std::string phase = p.phase;
     if (phase == "calibrate") {  // tokens, not tensors
       const std::string eta = p.etaSeconds > 0 ? "  ETA " + formatDuration(p.etaSeconds) : "";
-      line.update(p.index, p.count, "tokens: the model writes and reads its own calibration text" + eta, 0, 0, p.done);
+      line.update(p.index, p.count, "tokens: the model writes its own calibration text" + eta, 0, 0, p.done);
       return;
     }
     const std::string what = phase == "analyze" ? "analyzing " + p.tensor : p.tensor;

@@ -65,19 +65,10 @@ class LlamaFamily final : public CausalLM {
     const std::int64_t n = static_cast<std::int64_t>(ids.size()), h = cfg_.hiddenSize;
     if (pos_ + n > ctx_)
       fail(Errc::InvalidArgument, "context full: {} tokens in the cache + {} new exceed the context length {}", pos_, n, ctx_);
-    std::vector<float> x(static_cast<std::size_t>(n * h));
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (ids[i] < 0 || ids[i] >= cfg_.vocabSize)
-        fail(Errc::InvalidArgument, "token id {} is outside the vocabulary (0..{})", ids[i], cfg_.vocabSize - 1);
-      embed_.row(ids[i], x.data() + i * h);
-      if (gemma_) {  // HF multiplies by sqrt(hidden) rounded to the activation dtype (float32 here)
-        const float s = static_cast<float>(std::sqrt(static_cast<double>(h)));
-        for (std::int64_t t = 0; t < h; ++t) x[i * h + t] *= s;
-      }
-    }
+    std::vector<float> x = embed(ids);
     for (std::size_t l = 0; l < blocks_.size(); ++l) {
       if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "generation cancelled");
-      runBlock(blocks_[l], static_cast<std::int64_t>(l), x, n);
+      runBlock(blocks_[l], static_cast<std::int64_t>(l), x.data(), n);
     }
     std::vector<float> normed(x.size());
     for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, finalNorm_.data(), h, cfg_.normEps, normed.data() + i * h);
@@ -89,6 +80,58 @@ class LlamaFamily final : public CausalLM {
     }
     pos_ += n;
     return logits;
+  }
+
+  std::vector<float> embed(std::span<const std::int32_t> ids) const override {
+    const std::int64_t n = static_cast<std::int64_t>(ids.size()), h = cfg_.hiddenSize;
+    std::vector<float> x(static_cast<std::size_t>(n * h));
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (ids[i] < 0 || ids[i] >= cfg_.vocabSize)
+        fail(Errc::InvalidArgument, "token id {} is outside the vocabulary (0..{})", ids[i], cfg_.vocabSize - 1);
+      embed_.row(ids[i], x.data() + i * h);
+      if (gemma_) {  // HF multiplies by sqrt(hidden) rounded to the activation dtype (float32 here)
+        const float s = static_cast<float>(std::sqrt(static_cast<double>(h)));
+        for (std::int64_t t = 0; t < h; ++t) x[i * h + t] *= s;
+      }
+    }
+    return x;
+  }
+
+  std::int64_t numLayers() const override { return static_cast<std::int64_t>(blocks_.size()); }
+  std::int64_t hiddenSize() const override { return cfg_.hiddenSize; }
+
+  void runLayer(std::int64_t layer, float* x, std::int64_t n) override {
+    if (layer < 0 || layer >= numLayers())
+      fail(Errc::InvalidArgument, "layer {} is out of range (the model has {})", layer, numLayers());
+    if (n > ctx_) fail(Errc::InvalidArgument, "{} tokens exceed the context length {}", n, ctx_);
+    pos_ = 0;
+    runBlock(blocks_[static_cast<std::size_t>(layer)], layer, x, n);
+  }
+
+  void replaceWeight(const std::string& name, const Linear& w) override {
+    // Every Linear cut from `name` (one, or the slices of a fused weight, in row order).
+    std::vector<Linear*> parts;
+    for (auto& b : blocks_) {
+      for (Linear* l : {&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down, &b.router})
+        if (!l->empty() && l->source == name) parts.push_back(l);
+      for (auto& e : b.experts)
+        for (Linear* l : {&e.gate, &e.up, &e.down})
+          if (l->source == name) parts.push_back(l);
+    }
+    if (parts.empty()) fail(Errc::MissingTensor, "the model has no linear layer \"{}\"", name);
+    std::int64_t rows = 0;
+    for (const Linear* l : parts) rows += l->rows;
+    if (w.rows != rows || w.cols != parts.front()->cols)
+      fail(Errc::ShapeMismatch, "\"{}\" is [{}, {}], the replacement [{}, {}]", name, rows, parts.front()->cols, w.rows,
+           w.cols);
+    std::int64_t r0 = 0;
+    for (Linear* l : parts) {
+      Linear cut = parts.size() == 1 ? w : w.sliceRows(r0, r0 + l->rows);
+      r0 += l->rows;
+      cut.bias = std::move(l->bias);
+      cut.source = name;
+      *l = std::move(cut);
+    }
   }
 
   void setInputObserver(InputObserver observer) override { observer_ = std::move(observer); }
@@ -172,12 +215,13 @@ class LlamaFamily final : public CausalLM {
     return b;
   }
 
-  void runBlock(const Block& b, std::int64_t layer, std::vector<float>& x, std::int64_t n) {
+  void runBlock(const Block& b, std::int64_t layer, float* x, std::int64_t n) {
     const std::int64_t h = cfg_.hiddenSize, hd = cfg_.headDim, nh = cfg_.numHeads, nkv = cfg_.numKvHeads;
     const std::int64_t qd = nh * hd, kvd = nkv * hd;
-    std::vector<float> xn(x.size()), q(static_cast<std::size_t>(n * qd)), k(static_cast<std::size_t>(n * kvd)),
+    const std::size_t xs = static_cast<std::size_t>(n * h);
+    std::vector<float> xn(xs), q(static_cast<std::size_t>(n * qd)), k(static_cast<std::size_t>(n * kvd)),
         v(static_cast<std::size_t>(n * kvd));
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
     observe({&b.q.source, &b.k.source, &b.v.source}, xn.data(), n, h);
     b.q.forward(xn.data(), n, q.data(), pool_);
     b.k.forward(xn.data(), n, k.data(), pool_);
@@ -229,20 +273,20 @@ class LlamaFamily final : public CausalLM {
         for (std::int64_t t = 0; t < hd; ++t) out[t] += w * vh[t];
       }
     });
-    std::vector<float> o(x.size());
+    std::vector<float> o(xs);
     observe({&b.o.source}, attn.data(), n, qd);
     b.o.forward(attn.data(), n, o.data(), pool_);
     const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
     if (sandwich)
       for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postNorm.data(), h, cfg_.normEps, o.data() + i * h);
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+    for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
     const auto& ffnNorm = sandwich ? b.preFfnNorm : b.postNorm;
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
     if (b.experts.empty()) {
       gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data());
       if (sandwich)
         for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postFfnNorm.data(), h, cfg_.normEps, o.data() + i * h);
-      for (std::size_t i = 0; i < x.size(); ++i) x[i] += o[i];
+      for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
     } else {
       moe(b, xn, n, x);
     }
@@ -270,7 +314,7 @@ class LlamaFamily final : public CausalLM {
   }
 
   // Mixtral: softmax over the router logits, the top-k experts re-weighted to sum to 1.
-  void moe(const Block& b, const std::vector<float>& xn, std::int64_t n, std::vector<float>& x) {
+  void moe(const Block& b, const std::vector<float>& xn, std::int64_t n, float* x) {
     const std::int64_t h = cfg_.hiddenSize, ne = b.router.rows;
     const std::int64_t k = std::max<std::int64_t>(1, std::min(cfg_.expertsPerToken, ne));
     std::vector<float> logits(static_cast<std::size_t>(n * ne)), out(static_cast<std::size_t>(h));

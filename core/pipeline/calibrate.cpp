@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <set>
 #include <chrono>
 #include <exception>
 #include <thread>
@@ -23,15 +24,25 @@ std::uint64_t physicalMemory() {
   return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
 }
 
-// 8 n^2 bytes for each distinct layer input the engine will observe: per block the attention input (q, k, v), the
-// attention output (o), and the MLP's input (gate, up) and inner activation (down), per expert for MoE.
-std::uint64_t gramBytes(const ModelConfig& c) {
+// 8 n^2 bytes for each distinct layer input of one block the engine will observe: the attention input (q, k, v),
+// the attention output (o), and the MLP's input (gate, up) and inner activation (down), per expert for MoE.
+std::uint64_t blockGramBytes(const ModelConfig& c) {
   auto sq = [](std::int64_t n) { return 8ull * static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(n); };
   const std::int64_t inner = c.numExperts > 0 && c.moeIntermediateSize > 0 ? c.moeIntermediateSize : c.intermediateSize;
   const std::uint64_t mlp = sq(c.hiddenSize) + sq(inner);
-  const std::uint64_t block = sq(c.hiddenSize) + sq(c.numHeads * c.headDim) +
-                              (c.numExperts > 0 ? static_cast<std::uint64_t>(c.numExperts) * mlp : mlp);
-  return static_cast<std::uint64_t>(std::max<std::int64_t>(c.numLayers, 0)) * block;
+  return sq(c.hiddenSize) + sq(c.numHeads * c.headDim) +
+         (c.numExperts > 0 ? static_cast<std::uint64_t>(c.numExperts) * mlp : mlp);
+}
+
+// "model.layers.12.mlp.up_proj.weight" -> 12; -1 outside the blocks.
+std::int64_t blockOf(const std::string& name) {
+  constexpr std::string_view prefix = "model.layers.";
+  if (!name.starts_with(prefix)) return -1;
+  std::int64_t l = 0;
+  std::size_t i = prefix.size();
+  if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) l = l * 10 + (name[i] - '0');
+  return i < name.size() && name[i] == '.' ? l : -1;
 }
 
 // The texts: text s starts at BOS (or a token drawn uniformly where the model has none) and continues by sampling
@@ -111,73 +122,155 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
 
 }  // namespace
 
-Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options) {
+int calibrationStage(const std::string& weight) {
+  if (weight.find(".o_proj.") != std::string::npos) return 1;
+  if (weight.find(".down_proj.") != std::string::npos || weight.ends_with(".w2.weight")) return 3;
+  if (weight.find(".mlp.") != std::string::npos || weight.find(".block_sparse_moe.") != std::string::npos) return 2;
+  return 0;
+}
+
+SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options)
+    : source_(source), pool_(pool), o_(options), label_(source.input().string()) {
   const auto start = std::chrono::steady_clock::now();
-  CalibrationOptions o = options;
-  if (o.sequences < 1 || o.length == 1 || o.length < 0)
+  if (o_.sequences < 1 || o_.length == 1 || o_.length < 0)
     fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
-  const std::string label = source.input().string();
-  const auto weights = model::WeightSource::of(source);
-  const std::int64_t positions = weights->config().maxPositions;
-  if (o.length == 0) o.length = positions > 1 ? std::min<std::int64_t>(512, positions) : 512;
+  weights_ = model::WeightSource::of(source);
+  const ModelConfig& cfg = weights_->config();
+  if (o_.length == 0) o_.length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
   model::LoadOptions lo;
-  lo.contextLength = o.length;
-  const auto lm = model::loadCausalLM(*weights, pool, lo);
-  if (lm->contextLength() < o.length)
-    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}", label, o.length,
-         lm->contextLength());
-  // The statistics' memory, known from the config: refuse before the model writes a token rather than after.
-  const std::uint64_t budget = o.maxBytes ? o.maxBytes : physicalMemory() / 2;
-  const std::uint64_t needed = gramBytes(weights->config());
-  if (needed > budget)
+  lo.contextLength = o_.length;
+  lm_ = model::loadCausalLM(*weights_, pool, lo);
+  if (lm_->contextLength() < o_.length)
+    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}", label_,
+         o_.length, lm_->contextLength());
+  // The memory, known from the config: refuse before the model writes a token rather than after.
+  budget_ = o_.maxBytes ? o_.maxBytes : physicalMemory() / 2;
+  const std::uint64_t hiddenBytes = 4ull * static_cast<std::uint64_t>(o_.sequences) *
+                                    static_cast<std::uint64_t>(o_.length) * static_cast<std::uint64_t>(cfg.hiddenSize);
+  const std::uint64_t needed = blockGramBytes(cfg) + hiddenBytes;
+  if (needed > budget_)
     fail(Errc::InvalidArgument,
          "{}: calibration statistics would need {} of memory, more than the budget of {}; compress without "
-         "--calibration",
-         label, formatBytes(needed), formatBytes(budget));
-  const std::int64_t total = 2 * o.sequences * o.length;
-  std::int64_t done = 0;
-  auto step = [&](std::int64_t tokens) {
-    done += tokens;
-    if (o.progress) o.progress(done, total);
-  };
-  auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
-
-  Calibration cal;
-  cal.texts = writeTexts(*weights, *lm, pool, o, done, total);
-  done = total / 2;
-  std::map<std::string, std::shared_ptr<quant::InputGram>> grams;
-  lm->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
-                           std::int64_t cols) {
-    if (names.empty() || names.front()->empty()) return;
-    auto it = grams.find(*names.front());
-    if (it == grams.end()) {
-      const std::uint64_t bytes = 8ull * static_cast<std::uint64_t>(cols) * static_cast<std::uint64_t>(cols);
-      if (cal.bytes + bytes > budget)
-        fail(Errc::InvalidArgument,
-             "{}: calibration statistics need at least {} of memory, more than the budget of {}; compress without "
-             "--calibration",
-             label, formatBytes(cal.bytes + bytes), formatBytes(budget));
-      cal.bytes += bytes;
-      auto g = std::make_shared<quant::InputGram>(cols);
-      for (const std::string* name : names) grams.emplace(*name, g);
-      it = grams.find(*names.front());
-    }
-    it->second->add(x, n, &pool);
-  });
-  for (const auto& ids : cal.texts) {
-    if (cancelled()) fail(Errc::Cancelled, "calibration cancelled");
-    lm->reset();
-    try {
-      lm->forward(ids, o.keepGoing);
-    } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "calibration cancelled");  // not "generation cancelled"
-      throw;
-    }
-    step(static_cast<std::int64_t>(ids.size()));
+         "--calibration or with fewer --calibration-texts",
+         label_, formatBytes(needed), formatBytes(budget_));
+  budget_ -= hiddenBytes;
+  texts_ = writeTexts(*weights_, *lm_, pool, o_, 0, o_.sequences * o_.length);
+  for (const auto& ids : texts_) {
+    if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
+    hidden_.push_back(lm_->embed(ids));
   }
-  lm->setInputObserver({});
-  for (auto& [name, g] : grams) cal.grams.emplace(name, g);
-  cal.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+SelfCalibration::~SelfCalibration() = default;
+
+std::uint64_t SelfCalibration::tokens() const {
+  std::uint64_t n = 0;
+  for (const auto& t : texts_) n += t.size();
+  return n;
+}
+
+// Runs block layer_ over every text: in place (the texts move on to the next block) or on a copy (statistics
+// only), observing its inputs into fresh statistics when `observe`.
+void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
+  const auto start = std::chrono::steady_clock::now();
+  std::map<std::string, std::shared_ptr<quant::InputGram>> grams;
+  std::uint64_t bytes = 0;
+  if (observe)
+    lm_->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
+                              std::int64_t cols) {
+      if (names.empty() || names.front()->empty()) return;
+      auto it = grams.find(*names.front());
+      if (it == grams.end()) {
+        const std::uint64_t b = 8ull * static_cast<std::uint64_t>(cols) * static_cast<std::uint64_t>(cols);
+        if (bytes + b > budget_)
+          fail(Errc::InvalidArgument,
+               "{}: calibration statistics need at least {} of memory, more than the budget of {}; compress without "
+               "--calibration",
+               label_, formatBytes(bytes + b), formatBytes(budget_));
+        bytes += b;
+        auto g = std::make_shared<quant::InputGram>(cols);
+        for (const std::string* name : names) grams.emplace(*name, g);
+        it = grams.find(*names.front());
+      }
+      it->second->add(x, n, &pool_);
+    });
+  struct Unobserve {
+    model::CausalLM& lm;
+    ~Unobserve() { lm.setInputObserver({}); }
+  } unobserve{*lm_};
+  std::vector<float> copy;
+  for (auto& x : hidden_) {
+    if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
+    float* data = x.data();
+    if (!inPlace) {
+      copy = x;
+      data = copy.data();
+    }
+    lm_->runLayer(layer, data, static_cast<std::int64_t>(x.size()) / lm_->hiddenSize());
+  }
+  if (observe) {
+    grams_ = std::move(grams);
+    for (const auto& [name, g] : grams_) gatheredAt_[name] = static_cast<int>(replacedStages_.size());
+    peakBytes_ = std::max(peakBytes_, bytes);
+  }
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string& weight) {
+  const std::int64_t layer = blockOf(weight);
+  if (layer < 0 || layer >= lm_->numLayers()) return nullptr;
+  const bool original = o_.inputs == CalibrationOptions::Inputs::Original;
+  if (layer < gramLayer_ || (gramLayer_ < 0 && layer < layer_))
+    fail(Errc::InvalidArgument, "{}: calibration statistics of \"{}\" asked for after block {}", label_, weight,
+         std::max(gramLayer_, layer_));
+  if (layer != gramLayer_) {
+    grams_.clear();
+    gatheredAt_.clear();
+    replacedStages_.clear();
+    for (; layer_ < layer; ++layer_) gather(layer_, false, true);
+    // The original inputs: statistics and the next block's inputs in one pass. The compressed model's: a pass per
+    // stage whose inputs changed (below), and one more to move on.
+    gather(layer_, true, original);
+    if (original) ++layer_;
+    gramLayer_ = layer;
+  } else if (!original) {
+    // Statistics taken before a weight that feeds this one was replaced are stale (a weight the engine does not
+    // observe has none to refresh).
+    const auto at = gatheredAt_.find(weight);
+    const int stage = calibrationStage(weight);
+    bool stale = false;
+    if (at != gatheredAt_.end())
+      for (std::size_t i = static_cast<std::size_t>(at->second); !stale && i < replacedStages_.size(); ++i)
+        stale = replacedStages_[i] < stage;
+    if (stale) gather(layer_, true, false);
+  }
+  const auto it = grams_.find(weight);
+  return it == grams_.end() ? nullptr : it->second;
+}
+
+void SelfCalibration::replace(const std::string& weight, const model::Linear& compressed) {
+  if (o_.inputs == CalibrationOptions::Inputs::Original) return;
+  const std::int64_t layer = blockOf(weight);
+  if (layer < layer_)
+    fail(Errc::InvalidArgument, "{}: \"{}\" replaced after its block was run", label_, weight);
+  lm_->replaceWeight(weight, compressed);
+  if (layer == gramLayer_) replacedStages_.push_back(calibrationStage(weight));
+}
+
+Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options) {
+  CalibrationOptions o = options;
+  o.inputs = CalibrationOptions::Inputs::Original;
+  SelfCalibration self(source, pool, o);
+  Calibration cal;
+  cal.texts = self.texts();
+  std::set<const quant::InputGram*> seen;
+  for (const ModelTensor& t : source.tensors())
+    if (auto g = self.gram(t.info->name)) {
+      if (seen.insert(g.get()).second) cal.bytes += 8ull * static_cast<std::uint64_t>(g->n * g->n);
+      cal.grams.emplace(t.info->name, std::move(g));
+    }
+  cal.seconds = self.seconds();
   return cal;
 }
 

@@ -1,11 +1,12 @@
 // Calibration without user data (`compress --calibration self`): the original model writes its own text (sampled
-// at temperature 1 from its BOS token), then runs that text once more while the input of every compressible
-// linear layer is summed into a Gram matrix sum x x^T. Error feedback (quant/error_feedback.h) then chooses the
+// at temperature 1 from its BOS token), then that text runs through the model block by block while the input of
+// every compressible linear layer is summed into a Gram matrix sum x x^T. Error feedback (quant/error_feedback.h) then chooses the
 // codes so that the layers' outputs, not only their weights, stay close to the original's. No data leaves or
 // enters: the statistics come from the model alone.
 #pragma once
 
 #include "format/model_source.h"
+#include "model/causal_lm.h"
 #include "quant/error_feedback.h"
 
 #include <cstdint>
@@ -22,23 +23,78 @@ struct CalibrationOptions {
   std::int64_t sequences = 32;  // texts the model writes
   std::int64_t length = 0;      // tokens each (the first is BOS); 0: 512, or the model's context if shorter
   std::uint64_t seed = 1;
-  // Memory the statistics may take (8 n^2 bytes per distinct layer input of n features); 0: half of the RAM.
+  // Whose inputs the statistics describe. Original (default): the original model's. Compressed: the compressed
+  // model's, as far as it is built — each weight's statistics are gathered with every weight before it in the
+  // model (earlier blocks, and earlier stages of its own block: q/k/v, then o, then gate/up, then down) already
+  // replaced by its compressed version (GPTQ's "true sequential" order). On the demo model it was no better and
+  // took twice the time (docs/QUALITY.md), so it is a study option.
+  enum class Inputs { Original, Compressed } inputs = Inputs::Original;
+  // Memory the statistics of one block may take (8 n^2 bytes per distinct layer input of n features); 0: half of
+  // the RAM, less the texts' hidden states.
   std::uint64_t maxBytes = 0;
   std::function<bool()> keepGoing;  // thread-safe (texts are written on several threads); false: Error(Cancelled)
-  std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens, generated then run
+  std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
 };
 
+// Calibration block by block. The constructor loads the model in the CPU engine, checks the memory budget, lets
+// the model write its texts and computes the hidden states block 0 receives for them; then gram() gives each
+// weight's input statistics, running the texts through one block at a time, and replace() hands in a weight's
+// compressed version. Only the current block's statistics are held (8 n^2 bytes per distinct input of the block),
+// plus the hidden states of the texts (4 bytes x tokens x hidden).
+class SelfCalibration {
+ public:
+  // Errors: Error(BadConfig) without config.json, Error(Unsupported) for an architecture the engine lacks,
+  // Error(InvalidArgument) when the statistics or the texts would exceed the memory budget or the context,
+  // Error(Cancelled).
+  SelfCalibration(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options);
+  ~SelfCalibration();
+  SelfCalibration(const SelfCalibration&) = delete;
+  SelfCalibration& operator=(const SelfCalibration&) = delete;
+
+  // The input statistics of a block's linear weight (q, k and v share one object, gate and up share one), or null
+  // for a weight outside the blocks or one the engine does not run. A weight of a later block than the last asked
+  // for moves the texts on to that block; asking again for an earlier block is Error(InvalidArgument). Error(Cancelled).
+  std::shared_ptr<const quant::InputGram> gram(const std::string& weight);
+  // The compressed version of a block's weight (Inputs::Compressed: the blocks' outputs and the statistics asked for
+  // from now on use it; Inputs::Original: ignored).
+  void replace(const std::string& weight, const model::Linear& compressed);
+
+  const std::vector<std::vector<std::int32_t>>& texts() const { return texts_; }
+  std::uint64_t tokens() const;
+  std::uint64_t peakBytes() const { return peakBytes_; }  // most memory the statistics took at once
+  double seconds() const { return seconds_; }           // writing the texts and running the blocks so far
+
+ private:
+  void gather(std::int64_t layer, bool observe, bool inPlace);
+  const ModelSource& source_;
+  ThreadPool& pool_;
+  CalibrationOptions o_;
+  std::string label_;
+  std::unique_ptr<model::WeightSource> weights_;
+  std::unique_ptr<model::CausalLM> lm_;
+  std::vector<std::vector<std::int32_t>> texts_;
+  std::vector<std::vector<float>> hidden_;  // per text: the input of block layer_
+  std::int64_t layer_ = 0;                  // the block hidden_ feeds
+  std::int64_t gramLayer_ = -1;             // the block grams_ describe
+  std::map<std::string, std::shared_ptr<quant::InputGram>> grams_;  // of block gramLayer_, by weight
+  std::map<std::string, int> gatheredAt_;   // weight -> replacements in its block when its statistics were taken
+  std::vector<int> replacedStages_;         // stages of the weights of block gramLayer_ replaced so far
+  std::uint64_t budget_ = 0, peakBytes_ = 0;
+  double seconds_ = 0;
+};
+
+// Every block's statistics at once, from the original model's inputs (tests and studies; memory: all blocks').
 struct Calibration {
-  // By weight name; weights that take the same input (q, k, v; gate, up) share one.
-  std::map<std::string, std::shared_ptr<const quant::InputGram>> grams;
-  std::vector<std::vector<std::int32_t>> texts;  // the token ids the model wrote
-  std::uint64_t bytes = 0;                       // memory of the statistics
+  std::map<std::string, std::shared_ptr<const quant::InputGram>> grams;  // by weight name
+  std::vector<std::vector<std::int32_t>> texts;
+  std::uint64_t bytes = 0;  // memory of the statistics
   double seconds = 0;
 };
-
-// Loads `source` in the CPU engine and calibrates it as above. Errors: Error(BadConfig) without config.json,
-// Error(Unsupported) for an architecture the engine lacks, Error(InvalidArgument) when the statistics would exceed
-// the memory budget, Error(Cancelled).
 Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options);
+
+// The order in which error feedback sees a block's weights: 0 q/k/v (the block's input), 1 o, 2 gate/up (the MLP's
+// input; MoE router and experts' w1/w3), 3 down (w2). Compressing a block's weights in this order lets each see
+// the compressed versions of the ones that feed it.
+int calibrationStage(const std::string& weight);
 
 }  // namespace eq

@@ -1,6 +1,8 @@
 #include "pipeline/compress.h"
 
+#include "codec/rans.h"
 #include "common/error.h"
+#include "common/numerics.h"
 #include "common/regex.h"
 #include "common/thread_pool.h"
 #include "format/eqz.h"
@@ -11,10 +13,12 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <numeric>
 #include <queue>
 
 namespace eq {
@@ -199,6 +203,20 @@ std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& sou
   return out;
 }
 
+// A compressed tensor as the engine multiplies with it: its codes decoded once more, its bf16 scales as floats.
+model::Linear codesLinear(const quant::QuantizedTensor& q, const std::string& name, ThreadPool& pool) {
+  model::Linear l;
+  l.kind = model::Linear::Kind::Codes;
+  l.format = q.format;
+  l.rows = q.rows;
+  l.cols = q.cols;
+  l.codes.resize(static_cast<std::size_t>(q.rows * q.cols));
+  codec::ransDecode(q.stream, l.codes, name, &pool);
+  l.scales.reserve(q.scales.size());
+  for (const std::uint16_t s : q.scales) l.scales.push_back(bf16ToF32(s));
+  return l;
+}
+
 }  // namespace
 
 double depthSensitivity(const std::string& name, int layer, int layers) {
@@ -246,7 +264,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
   ThreadPool pool(o.threads);
   const bool calibrate = entquant && !given && o.calibration == CompressOptions::Calibration::Self;
-  Calibration cal;
+  std::unique_ptr<SelfCalibration> cal;
   if (calibrate) {
     CalibrationOptions co = o.calibrationOptions;
     co.keepGoing = o.keepGoing;
@@ -262,12 +280,22 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       o.progress(p);
     };
     try {
-      cal = calibrateSelf(source, pool, co);
+      cal = std::make_unique<SelfCalibration>(source, pool, co);
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
       throw e.withContext("--calibration self");
     }
   }
+  // The statistics of a block's weight, gathered as the texts move through the blocks (pipeline/calibrate.h).
+  auto gramOf = [&](const std::string& name) -> std::shared_ptr<const quant::InputGram> {
+    if (!cal) return nullptr;
+    try {
+      return cal->gram(name);
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+      throw e.withContext("--calibration self");
+    }
+  };
   std::shared_ptr<const quant::InputGram> factoredGram;  // the input statistics `factored` belongs to
   std::optional<quant::ErrorFeedback> factored;
   std::map<std::string, double> allocated;
@@ -289,8 +317,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
   sum.objective = entquant ? objectiveLabel(o) : "";
   sum.calibration = calibrate ? "self" : "none";
-  sum.calibrationSeconds = cal.seconds;
-  for (const auto& t : cal.texts) sum.calibrationTokens += t.size();
+  if (cal) sum.calibrationTokens = cal->tokens();
   sum.input = source.input().string();
   sum.output = output.string();
   sum.method = o.method;
@@ -299,13 +326,26 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   std::uint64_t bytesTotal = 0, bytesDone = 0;
   for (const auto& t : source.tensors()) bytesTotal += t.info->bytes();
 
-  nlohmann::json tensorIndex = nlohmann::json::array();
   const auto& tensors = source.tensors();
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
+  // Natural name order, which is block order; with calibration each block's weights in the order their inputs are
+  // computed (q/k/v, o, gate/up, down), so that error feedback sees the compressed weights that feed each one.
+  // The index and the report keep the natural order.
+  std::vector<std::size_t> order(tensors.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  if (cal)
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      const int la = tensors[a].cls.layer, lb = tensors[b].cls.layer;
+      if (la != lb) return la < lb;
+      return la >= 0 && calibrationStage(tensors[a].info->name) < calibrationStage(tensors[b].info->name);
+    });
+  std::vector<nlohmann::json> entries(tensors.size());
+  std::vector<TensorReport> reports(tensors.size());
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::size_t i = order[k];
     if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
     const ModelTensor& mt = tensors[i];
     const TensorInfo& info = *mt.info;
-    CompressProgress p{"compress", i, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
+    CompressProgress p{"compress", k, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
     auto report = [&](bool done) {
       p.done = done;
       p.bytesDone = bytesDone;
@@ -336,13 +376,13 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         qo.target = *target;
         qo.objective = o.objective;
         if (given) qo.log2Scales = givenScales.at(info.name);
-        if (const auto it = cal.grams.find(info.name); it != cal.grams.end()) {
-          if (it->second != factoredGram) {  // q, k and v (gate and up) share theirs: factor once
+        if (auto g = gramOf(info.name)) {
+          if (g != factoredGram) {  // q, k and v (gate and up) share theirs: factor once
             factored.reset();
-            factored = quant::ErrorFeedback::factor(*it->second, 0.01, &pool);
-            factoredGram = it->second;
+            factoredGram.reset();
+            factored = quant::ErrorFeedback::factor(*g, 0.01, &pool);
+            factoredGram = std::move(g);
           }
-          cal.grams.erase(it);
           qo.errorFeedback = &*factored;
         }
         qo.segmentSymbols = o.segmentSymbols;
@@ -360,6 +400,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         tr.relL1 = q.relL1;
         tr.relL2 = q.relL2;
         tr.targetClamped = q.targetClamped;
+        if (cal && mt.cls.layer >= 0) cal->replace(info.name, codesLinear(q, info.name, pool));
       } else {
         const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
         std::vector<float> w(static_cast<std::size_t>(m.numel()));
@@ -398,12 +439,18 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       sum.entropyBpw += tr.entropyBits * static_cast<double>(tr.numel);
     }
     sum.totalWeights += tr.numel;
-    tensorIndex.push_back(entry);
-    sum.tensors.push_back(std::move(tr));
+    entries[i] = std::move(entry);
+    reports[i] = std::move(tr);
     source.release(mt);
     bytesDone += info.bytes();
     report(true);
   }
+
+  nlohmann::json tensorIndex = nlohmann::json::array();
+  for (auto& e : entries) tensorIndex.push_back(std::move(e));
+  sum.tensors = std::move(reports);
+  if (cal) sum.calibrationSeconds = cal->seconds();
+  cal.reset();
 
   nlohmann::json files = nlohmann::json::array();
   for (const auto& [name, bytes] : source.otherFiles()) {
