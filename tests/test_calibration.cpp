@@ -404,12 +404,15 @@ class TestCalibration : public QObject {
     const CompressSummary s = compressModel(*src, out, o);
     QCOMPARE(phases, (std::vector<std::string>{"calibrate", "compress"}));
     QCOMPARE(s.calibration, std::string("self"));
+    QCOMPARE(s.calibrationInputs, std::string("shift"));  // auto: the model is small
     QCOMPARE(s.calibrationTokens, std::uint64_t(32));
     const auto j = toJson(s);
     QCOMPARE(j["calibration"].get<std::string>(), std::string("self"));
     QCOMPARE(j["calibration_tokens"].get<int>(), 32);
     const EqzFile f = EqzFile::open(out);
     QCOMPARE(f.index()["settings"]["calibration"].get<std::string>(), std::string("self"));
+    QCOMPARE(f.index()["settings"]["calibration_inputs"].get<std::string>(), std::string("shift"));
+    QCOMPARE(j["calibration_inputs"].get<std::string>(), std::string("shift"));
     // The codes differ from the nearest ones at the same settings, and every tensor still lands on its target.
     CompressOptions plain = o;
     plain.calibration = CompressOptions::Calibration::None;
@@ -422,7 +425,7 @@ class TestCalibration : public QObject {
       anyDiffers |= s.tensors[i].relL2 != p.tensors[i].relL2;
     }
     QVERIFY(anyDiffers);
-    // The compressed model's inputs instead of the original model's: other codes, same targets.
+    // The compressed model's inputs without the shift: other codes, same targets.
     CompressOptions orig = o;
     orig.calibrationOptions.inputs = CalibrationOptions::Inputs::Compressed;
     const CompressSummary r = compressModel(*src, tmp_->path() / "o.eqz", orig);
@@ -434,9 +437,73 @@ class TestCalibration : public QObject {
       inputsMatter |= s.tensors[i].relL2 != r.tensors[i].relL2;
     }
     QVERIFY(inputsMatter);
+    CompressOptions sh = o;
+    sh.calibrationOptions.inputs = CalibrationOptions::Inputs::Original;
+    const CompressSummary b = compressModel(*src, tmp_->path() / "s.eqz", sh);
+    QCOMPARE(b.calibrationInputs, std::string("original"));
+    for (const auto& t : b.tensors)
+      if (t.encoding == "entquant")
+        QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
     QCOMPARE(EqzFile::open(tmp_->path() / "o.eqz").tensors().size(), f.tensors().size());
     for (std::size_t i = 0; i < f.tensors().size(); ++i)
       QCOMPARE(f.tensors()[i].name, s.tensors[i].name);
+  }
+
+  // addShift sums (x0 - x) x^T beside x x^T; compensateInputShift gives the least-squares weights for the shifted
+  // inputs (the normal equations hold without damping), and leaves the weights exactly alone for unshifted ones.
+  void inputShiftCompensation_data() {
+    QTest::addColumn<int>("n");
+    QTest::addColumn<int>("tokens");
+    QTest::newRow("6 x 40") << 6 << 40;
+    QTest::newRow("37 x 120") << 37 << 120;
+  }
+  void inputShiftCompensation() {
+    QFETCH(int, n);
+    QFETCH(int, tokens);
+    const std::vector<float> x = correlatedInputs(tokens, n, n, 7);
+    std::vector<float> x0 = x;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> z(0, 0.3f);
+    for (auto& v : x0) v += z(rng);
+    ThreadPool pool(2);
+    InputGram g(n);
+    g.addShift(x0.data(), x.data(), tokens / 2, &pool);  // in two parts, as texts arrive
+    g.addShift(x0.data() + (tokens / 2) * n, x.data() + (tokens / 2) * n, tokens - tokens / 2, &pool);
+    const InputGram h = gramOf(x, tokens, n);
+    QCOMPARE(g.tokens, std::uint64_t(tokens));
+    QVERIFY(maxDiff(g.xtx, h.xtx) <= 1e-5 * maxAbs(h.xtx));
+    std::vector<double> d(static_cast<std::size_t>(n * n), 0.0);
+    for (int t = 0; t < tokens; ++t)
+      for (int i = 0; i < n; ++i)
+        for (int j = 0; j < n; ++j)
+          d[i * n + j] += (static_cast<double>(x0[t * n + i]) - x[t * n + i]) * x[t * n + j];
+    QVERIFY(maxDiff(g.shift, d) <= 1e-5 * maxAbs(d));
+    const int rows = 3;
+    std::vector<float> w(static_cast<std::size_t>(rows * n));
+    for (auto& v : w) v = z(rng);
+    std::vector<float> ws = w;
+    compensateInputShift(g, ws.data(), rows, 0.0, &pool);
+    // sum_t (W x0_t - W' x_t) x_t^T = 0
+    for (int r = 0; r < rows; ++r) {
+      std::vector<double> grad(static_cast<std::size_t>(n), 0.0);
+      double scale = 0;
+      for (int t = 0; t < tokens; ++t) {
+        double e = 0;
+        for (int k = 0; k < n; ++k) e += static_cast<double>(w[r * n + k]) * x0[t * n + k] - static_cast<double>(ws[r * n + k]) * x[t * n + k];
+        for (int j = 0; j < n; ++j) {
+          grad[j] += e * x[t * n + j];
+          scale += std::fabs(static_cast<double>(w[r * n + j]) * x0[t * n + j] * x[t * n + j]);
+        }
+      }
+      QVERIFY2(maxAbs(grad) <= 1e-4 * scale, qPrintable(QString("row %1: %2 of %3").arg(r).arg(maxAbs(grad)).arg(scale)));
+    }
+    InputGram same(n);
+    same.addShift(x.data(), x.data(), tokens, &pool);
+    std::vector<float> unchanged = w;
+    compensateInputShift(same, unchanged.data(), rows, 0.01, &pool);
+    QVERIFY(unchanged == w);
+    EQ_EXPECT_ERROR(compensateInputShift(h, unchanged.data(), rows), Errc::InvalidArgument,
+                    fmt::format("input statistics of size {} hold no shift", n));
   }
 
   // Block by block with the original inputs gives exactly the statistics of whole forward passes.
@@ -519,6 +586,26 @@ class TestCalibration : public QObject {
     EQ_EXPECT_ERROR(self.replace("model.layers.1.self_attn.x_proj.weight", coarse(p + "self_attn.q_proj.weight")),
                     Errc::MissingTensor, "the model has no linear layer \"model.layers.1.self_attn.x_proj.weight\"");
     QVERIFY(self.peakBytes() == std::uint64_t(8 * (64 * 64 * 3 + 128 * 128)));
+
+    // Inputs::Shift: the same statistics as Compressed, and the shift of the inputs from the original model's.
+    o.inputs = CalibrationOptions::Inputs::Shift;
+    SelfCalibration both(*src, pool, o);
+    const auto bq = both.gram(p + "self_attn.q_proj.weight");
+    QVERIFY(maxDiff(bq->xtx, q0) <= 1e-5 * maxAbs(q0));
+    QCOMPARE(maxAbs(bq->shift), 0.0);  // block 0's inputs are the same embeddings
+    for (const char* w : {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"})
+      both.replace(p + w, coarse(p + w));
+    const auto bo = both.gram(p + "self_attn.o_proj.weight");
+    QVERIFY(maxDiff(bo->xtx, oProj->xtx) <= 1e-5 * maxAbs(oProj->xtx));
+    QVERIFY(maxAbs(bo->shift) > 1e-3 * maxAbs(bo->xtx));
+    QVERIFY(both.peakBytes() == std::uint64_t(16 * (64 * 64 * 3 + 128 * 128)));
+
+    // Auto: Shift when a second copy of the model fits the budget beside twice the statistics and texts, else
+    // Original (one block's statistics and the texts' hidden states: 8 x (3 x 64^2 + 128^2) + 4 x 2 x 12 x 64).
+    o.inputs = CalibrationOptions::Inputs::Auto;
+    QCOMPARE(SelfCalibration(*src, pool, o).inputs(), CalibrationOptions::Inputs::Shift);
+    o.maxBytes = 8 * (3 * 64 * 64 + 128 * 128) + 4 * 2 * 12 * 64;
+    QCOMPARE(SelfCalibration(*src, pool, o).inputs(), CalibrationOptions::Inputs::Original);
   }
 
   // A weight swapped for its compressed version runs exactly as the same weight loaded from the .eqz file.
@@ -591,7 +678,7 @@ class TestCalibration : public QObject {
                                         << "entquant compress: --calibration-texts, --calibration-length and "
                                            "--calibration-inputs need --calibration self";
     QTest::newRow("inputs") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-inputs", "mixed"}
-                            << "entquant compress: --calibration-inputs must be original or compressed, not \"mixed\"";
+                            << "entquant compress: --calibration-inputs must be auto, shift, original or compressed, not \"mixed\"";
     QTest::newRow("length") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-length", "1"}
                             << "entquant compress: --calibration-length must be at least 2";
     QTest::newRow("rtn") << QStringList{"compress", m, "-o", "x.eqz", "--method", "rtn4", "--calibration", "self"}
@@ -614,7 +701,7 @@ class TestCalibration : public QObject {
                                    "--calibration", "self", "--calibration-texts", "2", "--calibration-length", "12",
                                    "--quiet"});
     QCOMPARE(r.code, 0);
-    QVERIFY2(r.out.contains("error feedback calibrated on 24 self-written tokens"), r.out.constData());
+    QVERIFY2(r.out.contains("error feedback calibrated on 24 self-written tokens (shift inputs)"), r.out.constData());
   }
 };
 

@@ -3,7 +3,7 @@
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
 //                   [--allocation uniform|global|depth]
 //                   [--calibration none|self [--calibration-texts N] [--calibration-length N]
-//                                            [--calibration-inputs original|compressed]]
+//                                            [--calibration-inputs auto|shift|original|compressed]]
 //                   [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
@@ -40,8 +40,9 @@ void printSummary(const CompressSummary& s, bool verbose) {
              s.method == "entquant"
                  ? fmt::format(" ({} codes, {} objective, {} bit allocation{})", s.format, s.objective, s.allocation,
                                s.calibration == "self"
-                                   ? fmt::format(", error feedback calibrated on {} self-written tokens in {}",
-                                                 s.calibrationTokens, formatDuration(s.calibrationSeconds))
+                                   ? fmt::format(", error feedback calibrated on {} self-written tokens ({} inputs) in {}",
+                                                 s.calibrationTokens, s.calibrationInputs,
+                                                 formatDuration(s.calibrationSeconds))
                                    : "")
                  : "");
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
@@ -107,9 +108,11 @@ int runCompress(ArgList& args) {
   if ((texts || length || inputs) && o.calibration != CompressOptions::Calibration::Self)
     throw UsageError("--calibration-texts, --calibration-length and --calibration-inputs need --calibration self");
   if (inputs) {
-    if (*inputs == "compressed") o.calibrationOptions.inputs = CalibrationOptions::Inputs::Compressed;
-    else if (*inputs != "original")
-      throw UsageError(fmt::format("--calibration-inputs must be original or compressed, not \"{}\"", *inputs));
+    const auto parsed = parseCalibrationInputs(*inputs);
+    if (!parsed)
+      throw UsageError(
+          fmt::format("--calibration-inputs must be auto, shift, original or compressed, not \"{}\"", *inputs));
+    o.calibrationOptions.inputs = *parsed;
   }
   if (texts) {
     if (*texts < 1) throw UsageError("--calibration-texts must be at least 1");

@@ -22,7 +22,7 @@ constexpr std::array<Command, 10> kCommands{{
      "                  [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]\n"
      "                  [--allocation uniform|global|depth]\n"
      "                  [--calibration none|self [--calibration-texts N] [--calibration-length N]\n"
-     "                                           [--calibration-inputs original|compressed]]\n"
+     "                                           [--calibration-inputs auto|shift|original|compressed]]\n"
      "                  [--scales FILE.safetensors] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",
      "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes, ecsq-mse, depth)",

@@ -4,7 +4,7 @@ and measure each result against the original with the same protocol.
 
     python3 bench/quality/run_quality.py --models resources/demo-model,... --out build/quality \
         [--bits 4,3,2.5,2.1] [--objectives paper,paper-local,ecsq-l1,ecsq-mse] [--allocations uniform,global,depth]
-        [--formats fp8,int8] [--calibrations none,self,self-compressed] [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
+        [--formats fp8,int8] [--calibrations none,self,self-compressed,self-shift] [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
         [--text FILE] [--max-windows N]
 
 For each model, target and variant: `entquant compress --json` (effective bits per weight, everything counted;
@@ -88,8 +88,8 @@ for model in a.models.split(","):
                     for t in targets:
                         args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective,
                                 "--calibration", cal.split("-")[0]]
-                        if cal == "self-compressed":  # statistics of the compressed model's inputs
-                            args += ["--calibration-inputs", "compressed"]
+                        if cal.startswith("self-"):  # self-compressed, self-shift: --calibration-inputs
+                            args += ["--calibration-inputs", cal[5:]]
                         measure(model, name, variant, t, args, objective, allocation, fmt, cal)
     for b in [b for b in a.baselines.split(",") if b]:
         measure(model, name, b, "", ["--method", b], b, "", "")

@@ -122,6 +122,23 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
 
 }  // namespace
 
+std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs) {
+  switch (inputs) {
+    case CalibrationOptions::Inputs::Auto: return "auto";
+    case CalibrationOptions::Inputs::Original: return "original";
+    case CalibrationOptions::Inputs::Compressed: return "compressed";
+    case CalibrationOptions::Inputs::Shift: return "shift";
+  }
+  return "auto";
+}
+
+std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_view name) {
+  for (auto i : {CalibrationOptions::Inputs::Auto, CalibrationOptions::Inputs::Original,
+                 CalibrationOptions::Inputs::Compressed, CalibrationOptions::Inputs::Shift})
+    if (calibrationInputsName(i) == name) return i;
+  return std::nullopt;
+}
+
 int calibrationStage(const std::string& weight) {
   if (weight.find(".o_proj.") != std::string::npos) return 1;
   if (weight.find(".down_proj.") != std::string::npos || weight.ends_with(".w2.weight")) return 3;
@@ -147,17 +164,26 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
   budget_ = o_.maxBytes ? o_.maxBytes : physicalMemory() / 2;
   const std::uint64_t hiddenBytes = 4ull * static_cast<std::uint64_t>(o_.sequences) *
                                     static_cast<std::uint64_t>(o_.length) * static_cast<std::uint64_t>(cfg.hiddenSize);
-  const std::uint64_t needed = blockGramBytes(cfg) + hiddenBytes;
+  if (o_.inputs == CalibrationOptions::Inputs::Auto)
+    o_.inputs = lm_->weightBytes() + 2 * (blockGramBytes(cfg) + hiddenBytes) <= budget_
+                    ? CalibrationOptions::Inputs::Shift
+                    : CalibrationOptions::Inputs::Original;
+  const bool shift = o_.inputs == CalibrationOptions::Inputs::Shift;
+  const std::uint64_t needed = (shift ? 2 : 1) * (blockGramBytes(cfg) + hiddenBytes) + (shift ? lm_->weightBytes() : 0);
   if (needed > budget_)
     fail(Errc::InvalidArgument,
          "{}: calibration statistics would need {} of memory, more than the budget of {}; compress without "
          "--calibration or with fewer --calibration-texts",
          label_, formatBytes(needed), formatBytes(budget_));
-  budget_ -= hiddenBytes;
+  budget_ -= (shift ? 2 : 1) * hiddenBytes + (shift ? lm_->weightBytes() : 0);
   texts_ = writeTexts(*weights_, *lm_, pool, o_, 0, o_.sequences * o_.length);
   for (const auto& ids : texts_) {
     if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
     hidden_.push_back(lm_->embed(ids));
+  }
+  if (o_.inputs == CalibrationOptions::Inputs::Shift) {
+    original_ = model::loadCausalLM(*weights_, pool, lo);
+    hiddenOriginal_ = hidden_;
   }
   seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -176,13 +202,15 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
   const auto start = std::chrono::steady_clock::now();
   std::map<std::string, std::shared_ptr<quant::InputGram>> grams;
   std::uint64_t bytes = 0;
+  // Inputs::Shift: the original model's layer inputs of the current text, by weight, and how far they are read.
+  std::map<std::string, std::pair<std::vector<float>, std::size_t>> originalInputs;  // inputs, read offset
   if (observe)
     lm_->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
                               std::int64_t cols) {
       if (names.empty() || names.front()->empty()) return;
       auto it = grams.find(*names.front());
       if (it == grams.end()) {
-        const std::uint64_t b = 8ull * static_cast<std::uint64_t>(cols) * static_cast<std::uint64_t>(cols);
+        const std::uint64_t b = (original_ ? 16ull : 8ull) * static_cast<std::uint64_t>(cols) * static_cast<std::uint64_t>(cols);
         if (bytes + b > budget_)
           fail(Errc::InvalidArgument,
                "{}: calibration statistics need at least {} of memory, more than the budget of {}; compress without "
@@ -193,21 +221,56 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
         for (const std::string* name : names) grams.emplace(*name, g);
         it = grams.find(*names.front());
       }
-      it->second->add(x, n, &pool_);
+      if (!original_) {
+        it->second->add(x, n, &pool_);
+        return;
+      }
+      auto in = originalInputs.find(*names.front());
+      const auto count = static_cast<std::size_t>(n * cols);
+      if (in == originalInputs.end() || in->second.second + count > in->second.first.size())
+        fail(Errc::Unsupported, "{}: --calibration-inputs shift needs the same layer inputs in the original and the "
+             "compressed model (mixture-of-experts routing differs)", label_);
+      it->second->addShift(in->second.first.data() + in->second.second, x, n, &pool_);
+      in->second.second += count;
     });
   struct Unobserve {
     model::CausalLM& lm;
     ~Unobserve() { lm.setInputObserver({}); }
   } unobserve{*lm_};
-  std::vector<float> copy;
-  for (auto& x : hidden_) {
+  // The original model runs each text first and keeps its layer inputs for the compressed model's pass to pair with,
+  // position by position.
+  if (original_ && observe)
+    original_->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
+                                    std::int64_t cols) {
+      if (names.empty() || names.front()->empty()) return;
+      auto& v = originalInputs[*names.front()].first;
+      v.insert(v.end(), x, x + n * cols);
+    });
+  struct UnobserveOriginal {
+    model::CausalLM* lm;
+    ~UnobserveOriginal() {
+      if (lm) lm->setInputObserver({});
+    }
+  } unobserveOriginal{original_.get()};
+  std::vector<float> copy, copyOriginal;
+  for (std::size_t t = 0; t < hidden_.size(); ++t) {
     if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
-    float* data = x.data();
+    const std::int64_t n = static_cast<std::int64_t>(hidden_[t].size()) / lm_->hiddenSize();
+    if (original_) {
+      originalInputs.clear();
+      float* data = hiddenOriginal_[t].data();
+      if (!inPlace) {
+        copyOriginal = hiddenOriginal_[t];
+        data = copyOriginal.data();
+      }
+      original_->runLayer(layer, data, n);
+    }
+    float* data = hidden_[t].data();
     if (!inPlace) {
-      copy = x;
+      copy = hidden_[t];
       data = copy.data();
     }
-    lm_->runLayer(layer, data, static_cast<std::int64_t>(x.size()) / lm_->hiddenSize());
+    lm_->runLayer(layer, data, n);
   }
   if (observe) {
     grams_ = std::move(grams);

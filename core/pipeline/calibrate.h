@@ -13,7 +13,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace eq {
@@ -23,12 +25,18 @@ struct CalibrationOptions {
   std::int64_t sequences = 32;  // texts the model writes
   std::int64_t length = 0;      // tokens each (the first is BOS); 0: 512, or the model's context if shorter
   std::uint64_t seed = 1;
-  // Whose inputs the statistics describe. Original (default): the original model's. Compressed: the compressed
-  // model's, as far as it is built — each weight's statistics are gathered with every weight before it in the
-  // model (earlier blocks, and earlier stages of its own block: q/k/v, then o, then gate/up, then down) already
-  // replaced by its compressed version (GPTQ's "true sequential" order). On the demo model it was no better and
-  // took twice the time (docs/QUALITY.md), so it is a study option.
-  enum class Inputs { Original, Compressed } inputs = Inputs::Original;
+  // Whose inputs the statistics describe (docs/QUALITY.md, "Whose inputs"):
+  // - Original: the original model's; one pass of the texts per block.
+  // - Compressed: the compressed model's, as far as it is built: each weight's statistics are gathered with every
+  //   weight before it in the model (earlier blocks, and earlier stages of its own block: q/k/v, then o, then
+  //   gate/up, then down) already replaced by its compressed version (GPTQ's "true sequential" order); a pass per
+  //   stage whose inputs changed. No better than Original on the demo model: a study option.
+  // - Shift: the compressed model's inputs as in Compressed, and each layer aims at the original layer's output on
+  //   the original model's inputs (InputGram::shift, compensateInputShift; GPTAQ): a second copy of the model runs
+  //   beside the first, about 2.5x the time of Original. The best on every model studied.
+  // - Auto (default): Shift when the second copy, the statistics and the hidden states of both fit the memory
+  //   budget, else Original.
+  enum class Inputs { Auto, Original, Compressed, Shift } inputs = Inputs::Auto;
   // Memory the statistics of one block may take (8 n^2 bytes per distinct layer input of n features); 0: half of
   // the RAM, less the texts' hidden states.
   std::uint64_t maxBytes = 0;
@@ -60,6 +68,7 @@ class SelfCalibration {
   void replace(const std::string& weight, const model::Linear& compressed);
 
   const std::vector<std::vector<std::int32_t>>& texts() const { return texts_; }
+  CalibrationOptions::Inputs inputs() const { return o_.inputs; }  // never Auto
   std::uint64_t tokens() const;
   std::uint64_t peakBytes() const { return peakBytes_; }  // most memory the statistics took at once
   double seconds() const { return seconds_; }           // writing the texts and running the blocks so far
@@ -73,7 +82,9 @@ class SelfCalibration {
   std::unique_ptr<model::WeightSource> weights_;
   std::unique_ptr<model::CausalLM> lm_;
   std::vector<std::vector<std::int32_t>> texts_;
+  std::unique_ptr<model::CausalLM> original_;  // Inputs::Shift: the original model, never replaced
   std::vector<std::vector<float>> hidden_;  // per text: the input of block layer_
+  std::vector<std::vector<float>> hiddenOriginal_;  // Inputs::Shift: the same in the original model
   std::int64_t layer_ = 0;                  // the block hidden_ feeds
   std::int64_t gramLayer_ = -1;             // the block grams_ describe
   std::map<std::string, std::shared_ptr<quant::InputGram>> grams_;  // of block gramLayer_, by weight
@@ -96,5 +107,8 @@ Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const Cal
 // input; MoE router and experts' w1/w3), 3 down (w2). Compressing a block's weights in this order lets each see
 // the compressed versions of the ones that feed it.
 int calibrationStage(const std::string& weight);
+
+std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs);  // auto, original, compressed, shift
+std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_view name);
 
 }  // namespace eq

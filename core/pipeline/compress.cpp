@@ -52,11 +52,11 @@ std::string objectiveLabel(const CompressOptions& o) {
   return o.scalesFile.empty() ? std::string(quant::objectiveName(o.objective)) : "given-scales";
 }
 
-nlohmann::json settingsJson(const CompressOptions& o) {
+nlohmann::json settingsJson(const CompressOptions& o, const std::string& calibrationInputs) {
   nlohmann::json rules = nlohmann::json::array();
   for (const auto& r : o.layerRules)
     rules.push_back({{"pattern", r.pattern}, {"bits", r.bits ? nlohmann::json(*r.bits) : nlohmann::json("keep")}});
-  return {{"method", o.method},
+  nlohmann::json j{{"method", o.method},
           {"code_format", std::string(quant::codeFormatName(o.format))},
           {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
           {"allocation", std::string(allocationName(o.allocation))},
@@ -65,6 +65,8 @@ nlohmann::json settingsJson(const CompressOptions& o) {
           {"value", o.target.value},
           {"layer_bits", rules},
           {"segment_symbols", o.segmentSymbols}};
+  if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
+  return j;
 }
 
 // The target of one compressible tensor: the last matching rule, else its allocated bits, else the global target.
@@ -317,7 +319,10 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
   sum.objective = entquant ? objectiveLabel(o) : "";
   sum.calibration = calibrate ? "self" : "none";
-  if (cal) sum.calibrationTokens = cal->tokens();
+  if (cal) {
+    sum.calibrationTokens = cal->tokens();
+    sum.calibrationInputs = std::string(calibrationInputsName(cal->inputs()));
+  }
   sum.input = source.input().string();
   sum.output = output.string();
   sum.method = o.method;
@@ -370,13 +375,20 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         tr.encoding = "raw";
         entry["sections"] = {{"data", writer.addSection(data).toJson()}};
       } else if (entquant) {
-        const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
+        quant::MatrixView m = quant::MatrixView::of(data, info.dtype, info.shape);
         quant::QuantizeOptions qo;
         qo.format = o.format;
         qo.target = *target;
         qo.objective = o.objective;
         if (given) qo.log2Scales = givenScales.at(info.name);
+        std::vector<float> shifted;  // --calibration-inputs shift: the weights that make up for the inputs' shift
         if (auto g = gramOf(info.name)) {
+          if (!g->shift.empty()) {
+            shifted.resize(static_cast<std::size_t>(m.numel()));
+            for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, shifted.data() + r * m.cols);
+            quant::compensateInputShift(*g, shifted.data(), m.rows, 0.01, &pool);
+            m = quant::MatrixView::of(std::as_bytes(std::span(shifted)), DType::F32, {m.rows, m.cols});
+          }
           if (g != factoredGram) {  // q, k and v (gate and up) share theirs: factor once
             factored.reset();
             factoredGram.reset();
@@ -469,7 +481,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
                        {"tool", "entquant " ENTQUANT_VERSION},
                        {"created", isoNow()},
                        {"source", {{"input", sum.input}, {"kind", std::string(sourceKindName(source.kind()))}}},
-                       {"settings", settingsJson(o)},
+                       {"settings", settingsJson(o, sum.calibrationInputs)},
                        {"config", source.config() ? source.config()->raw : nlohmann::json(nullptr)},
                        {"tensors", tensorIndex},
                        {"files", files}};
@@ -506,6 +518,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
   if (s.calibration == "self") {
     j["calibration_tokens"] = s.calibrationTokens;
     j["calibration_seconds"] = s.calibrationSeconds;
+    j["calibration_inputs"] = s.calibrationInputs;
   }
   nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
   for (const auto& t : s.tensors) {

@@ -79,6 +79,7 @@ struct TensorReport {
 
 struct CompressSummary {
   std::string input, output, method, format, objective, allocation, calibration;
+  std::string calibrationInputs;  // with calibration: original, compressed or shift (auto resolved)
   std::vector<TensorReport> tensors;
   std::uint64_t compressedWeights = 0, compressedBytes = 0, totalWeights = 0, inputBytes = 0, outputBytes = 0;
   double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;

@@ -86,32 +86,41 @@ bool choleskyLower(std::vector<double>& a, std::int64_t n, ThreadPool* pool) {
 
 }  // namespace
 
-// Upper triangle in blocks of 4 rows x 16 columns that accumulate in float registers while the rows stream past,
-// blocks in parallel; then mirrored.
-void InputGram::add(const float* x, std::int64_t rows, ThreadPool* pool) {
+namespace {
+
+// out[i][j] += sum_t a[t][i] b[t][j] (a, b [rows][c], out c x c row-major): blocks of 4 rows x 16 columns that
+// accumulate in float registers while the rows stream past, blocks in parallel. `upper`: only j >= i (a == b).
+void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t c, double* out, bool upper,
+                 ThreadPool* pool) {
   constexpr std::int64_t kRows = 4, kCols = 16;
-  const std::int64_t c = n;
   const std::int64_t cp = (c + kCols - 1) / kCols * kCols;  // columns padded with zeros (row blocks fit too)
-  std::vector<float> xp(static_cast<std::size_t>(rows * cp), 0.0f);
-  for (std::int64_t t = 0; t < rows; ++t) std::copy_n(x + t * c, c, xp.data() + t * cp);
-  forRange(pool, 0, (c + kRows - 1) / kRows, rows * c * kRows / 2 + 1, [&](std::int64_t b) {
-    const std::int64_t i0 = b * kRows;
-    for (std::int64_t j0 = i0 / kCols * kCols; j0 < c; j0 += kCols) {
+  std::vector<float> ap(static_cast<std::size_t>(rows * cp), 0.0f), bp;
+  for (std::int64_t t = 0; t < rows; ++t) std::copy_n(a + t * c, c, ap.data() + t * cp);
+  if (a != b) {
+    bp.assign(ap.size(), 0.0f);
+    for (std::int64_t t = 0; t < rows; ++t) std::copy_n(b + t * c, c, bp.data() + t * cp);
+  }
+  const float* xa = ap.data();
+  const float* xb = a != b ? bp.data() : ap.data();
+  forRange(pool, 0, (c + kRows - 1) / kRows, rows * c * kRows / (upper ? 2 : 1) + 1, [&](std::int64_t blk) {
+    const std::int64_t i0 = blk * kRows;
+    for (std::int64_t j0 = upper ? i0 / kCols * kCols : 0; j0 < c; j0 += kCols) {
       alignas(32) float acc[kRows][kCols] = {};
 #ifdef __AVX2__
       // 4 x 16 floats in eight registers: per token two loads, four broadcasts, eight FMAs.
       __m256 a0l = _mm256_setzero_ps(), a0h = a0l, a1l = a0l, a1h = a0l, a2l = a0l, a2h = a0l, a3l = a0l, a3h = a0l;
       for (std::int64_t t = 0; t < rows; ++t) {
-        const float* xt = xp.data() + t * cp;
-        const __m256 lo = _mm256_loadu_ps(xt + j0), hi = _mm256_loadu_ps(xt + j0 + 8);
-        __m256 b = _mm256_broadcast_ss(xt + i0);
-        a0l = _mm256_fmadd_ps(b, lo, a0l), a0h = _mm256_fmadd_ps(b, hi, a0h);
-        b = _mm256_broadcast_ss(xt + i0 + 1);
-        a1l = _mm256_fmadd_ps(b, lo, a1l), a1h = _mm256_fmadd_ps(b, hi, a1h);
-        b = _mm256_broadcast_ss(xt + i0 + 2);
-        a2l = _mm256_fmadd_ps(b, lo, a2l), a2h = _mm256_fmadd_ps(b, hi, a2h);
-        b = _mm256_broadcast_ss(xt + i0 + 3);
-        a3l = _mm256_fmadd_ps(b, lo, a3l), a3h = _mm256_fmadd_ps(b, hi, a3h);
+        const float* at = xa + t * cp;
+        const float* bt = xb + t * cp;
+        const __m256 lo = _mm256_loadu_ps(bt + j0), hi = _mm256_loadu_ps(bt + j0 + 8);
+        __m256 v = _mm256_broadcast_ss(at + i0);
+        a0l = _mm256_fmadd_ps(v, lo, a0l), a0h = _mm256_fmadd_ps(v, hi, a0h);
+        v = _mm256_broadcast_ss(at + i0 + 1);
+        a1l = _mm256_fmadd_ps(v, lo, a1l), a1h = _mm256_fmadd_ps(v, hi, a1h);
+        v = _mm256_broadcast_ss(at + i0 + 2);
+        a2l = _mm256_fmadd_ps(v, lo, a2l), a2h = _mm256_fmadd_ps(v, hi, a2h);
+        v = _mm256_broadcast_ss(at + i0 + 3);
+        a3l = _mm256_fmadd_ps(v, lo, a3l), a3h = _mm256_fmadd_ps(v, hi, a3h);
       }
       _mm256_store_ps(acc[0], a0l), _mm256_store_ps(acc[0] + 8, a0h);
       _mm256_store_ps(acc[1], a1l), _mm256_store_ps(acc[1] + 8, a1h);
@@ -119,20 +128,78 @@ void InputGram::add(const float* x, std::int64_t rows, ThreadPool* pool) {
       _mm256_store_ps(acc[3], a3l), _mm256_store_ps(acc[3] + 8, a3h);
 #else
       for (std::int64_t t = 0; t < rows; ++t) {
-        const float* xt = xp.data() + t * cp;
+        const float* at = xa + t * cp;
+        const float* bt = xb + t * cp;
         for (std::int64_t r = 0; r < kRows; ++r)
-          for (std::int64_t k = 0; k < kCols; ++k) acc[r][k] += xt[i0 + r] * xt[j0 + k];
+          for (std::int64_t k = 0; k < kCols; ++k) acc[r][k] += at[i0 + r] * bt[j0 + k];
       }
 #endif
       for (std::int64_t r = 0; r < kRows && i0 + r < c; ++r) {
-        double* gi = xtx.data() + (i0 + r) * c;
-        for (std::int64_t k = std::max<std::int64_t>(0, i0 + r - j0); k < kCols && j0 + k < c; ++k) gi[j0 + k] += acc[r][k];
+        double* gi = out + (i0 + r) * c;
+        const std::int64_t k0 = upper ? std::max<std::int64_t>(0, i0 + r - j0) : 0;
+        for (std::int64_t k = k0; k < kCols && j0 + k < c; ++k) gi[j0 + k] += acc[r][k];
       }
     }
   });
+}
+
+}  // namespace
+
+void InputGram::add(const float* x, std::int64_t rows, ThreadPool* pool) {
+  const std::int64_t c = n;
+  addProducts(x, x, rows, c, xtx.data(), true, pool);
   for (std::int64_t i = 0; i < c; ++i)
     for (std::int64_t j = 0; j < i; ++j) xtx[static_cast<std::size_t>(i * c + j)] = xtx[static_cast<std::size_t>(j * c + i)];
   tokens += static_cast<std::uint64_t>(rows);
+}
+
+void InputGram::addShift(const float* original, const float* x, std::int64_t rows, ThreadPool* pool) {
+  const std::int64_t c = n;
+  std::vector<float> delta(static_cast<std::size_t>(rows * c));
+  for (std::size_t k = 0; k < delta.size(); ++k) delta[k] = original[k] - x[k];
+  if (shift.empty()) shift.assign(xtx.size(), 0.0);
+  addProducts(delta.data(), x, rows, c, shift.data(), false, pool);
+  add(x, rows, pool);
+}
+
+void compensateInputShift(const InputGram& g, float* w, std::int64_t rows, double damp, ThreadPool* pool) {
+  const std::int64_t n = g.n;
+  if (g.shift.size() != static_cast<std::size_t>(n * n))
+    fail(Errc::InvalidArgument, "input statistics of size {} hold no shift", n);
+  // L L^T = H + damp * mean(diag H) * I
+  double mean = 0;
+  for (std::int64_t i = 0; i < n; ++i) mean += std::max(g.xtx[static_cast<std::size_t>(i * n + i)], 0.0);
+  mean = mean > 0 ? mean / static_cast<double>(n) : 1.0;
+  std::vector<double> l;
+  for (double d = damp;; d = d > 0 ? d * 10 : 1e-4) {
+    l = g.xtx;
+    for (std::int64_t i = 0; i < n; ++i) l[static_cast<std::size_t>(i * n + i)] += d * mean;
+    if (choleskyLower(l, n, pool)) break;
+    if (d >= 1) fail(Errc::InvalidArgument, "input statistics are not positive definite even with damping 1");
+  }
+  // Row k of M solves (H + dI) m = d_k (D's row k), by forward then back substitution.
+  std::vector<float> m(static_cast<std::size_t>(n * n));
+  forRange(pool, 0, n, 2 * n * n, [&](std::int64_t k) {
+    std::vector<double> y(g.shift.begin() + k * n, g.shift.begin() + (k + 1) * n);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = (y[i] - dot(l.data() + i * n, y.data(), i)) / l[i * n + i];
+    for (std::int64_t i = n - 1; i >= 0; --i) {
+      double s = y[i];
+      for (std::int64_t j = i + 1; j < n; ++j) s -= l[j * n + i] * y[j];
+      y[i] = s / l[i * n + i];
+    }
+    for (std::int64_t i = 0; i < n; ++i) m[static_cast<std::size_t>(k * n + i)] = static_cast<float>(y[i]);
+  });
+  // w += w M, row by row
+  forRange(pool, 0, rows, n * n, [&](std::int64_t r) {
+    float* wr = w + r * n;
+    std::vector<float> add(static_cast<std::size_t>(n), 0.0f);
+    for (std::int64_t k = 0; k < n; ++k) {
+      const float wk = wr[k];
+      const float* mk = m.data() + k * n;
+      for (std::int64_t j = 0; j < n; ++j) add[j] += wk * mk[j];
+    }
+    for (std::int64_t j = 0; j < n; ++j) wr[j] += add[j];
+  });
 }
 
 ErrorFeedback ErrorFeedback::factor(const InputGram& gram, double damp, ThreadPool* pool) {

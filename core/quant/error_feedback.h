@@ -25,10 +25,23 @@ struct InputGram {
 
   explicit InputGram(std::int64_t features = 0)
       : n(features), xtx(static_cast<std::size_t>(features * features), 0.0) {}
+  // Where the compressed model's inputs x differ from the original model's x0 at the same positions (GPTAQ, Li et
+  // al. 2025): D = sum (x0 - x) x^T, n x n row-major; empty when not gathered.
+  std::vector<double> shift;
+
   // Adds X^T X of X [rows][n] (float products summed in float over the rows, then added in double), on the pool
   // when given.
   void add(const float* x, std::int64_t rows, ThreadPool* pool = nullptr);
+  // Adds X^T X, and (X0 - X)^T X to `shift`, for the compressed model's inputs X and the original's X0 [rows][n].
+  void addShift(const float* original, const float* x, std::int64_t rows, ThreadPool* pool = nullptr);
 };
+
+// The weights whose output on the compressed model's inputs best matches the original layer's on the original
+// inputs: argmin sum ||W x0 - W' x||^2 = W + W D (H + damp * mean(diag H) * I)^-1, in place on w [rows][n] (the
+// damping only regularizes the correction). Error feedback with H then codes W' so that its output error over x
+// stays small. Throws Error(InvalidArgument) without `shift` or for an H that is not positive definite.
+void compensateInputShift(const InputGram& gram, float* w, std::int64_t rows, double damp = 0.01,
+                          ThreadPool* pool = nullptr);
 
 class ErrorFeedback {
  public:
