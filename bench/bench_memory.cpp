@@ -1,8 +1,8 @@
 // Benchmark: peak resident memory of `entquant compress` on a synthetic model many times larger than the tensors in
 // flight, and the time it takes. Writes a Llama-shaped folder of LLM-like bf16 weights (LAYERS x 7 matrices of
 // hidden x inter), or takes a given model (--model), then runs the CLI once per variant (`default`: `--bits B` alone;
-// or OBJECTIVE/ALLOCATION; a `+self` suffix adds `--calibration self`, `+self-compressed` and `+self-shift` also
-// `--calibration-inputs compressed|shift`) and reads each run's peak RSS from wait4().
+// or OBJECTIVE/ALLOCATION; a `+self` suffix adds `--calibration self`, `+self-original`, `+self-compressed` and `+self-shift` also
+// `--calibration-inputs original|compressed|shift`) and reads each run's peak RSS from wait4().
 // Usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] [--bits B]
 //                     [--variants default,paper/uniform,default+self,...]
 #include "format/archive.h"
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   }
   if (cli.empty())
     return fmt::print(stderr, "usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] "
-                              "[--bits B] [--variants default,OBJECTIVE/ALLOCATION,VARIANT+self[-compressed|-shift],...]\n"), 2;
+                              "[--bits B] [--variants default,OBJECTIVE/ALLOCATION,VARIANT+self[-original|-compressed|-shift],...]\n"), 2;
   TempDir dir("eq-bench-memory");
   std::uint64_t total = 0, largest = 0;
   std::string model = dir.path().string();
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   for (std::string variant; std::getline(list, variant, ',');) {
     std::vector<std::string> argStrings{cli, "compress", model, "-o", out, "--quiet", "--json", "--bits", bits};
     std::string v = variant;
-    for (const char* inputs : {"compressed", "shift"})  // +self-compressed, +self-shift: --calibration-inputs
+    for (const char* inputs : {"original", "compressed", "shift"})  // +self-original etc.: --calibration-inputs
       if (v.ends_with(std::string("+self-") + inputs)) {
         v.resize(v.size() - 6 - std::strlen(inputs));
         argStrings.insert(argStrings.end(), {"--calibration", "self", "--calibration-inputs", inputs});

@@ -177,16 +177,17 @@ void compensateInputShift(const InputGram& g, float* w, std::int64_t rows, doubl
     if (choleskyLower(l, n, pool)) break;
     if (d >= 1) fail(Errc::InvalidArgument, "input statistics are not positive definite even with damping 1");
   }
-  // Row k of M solves (H + dI) m = d_k (D's row k), by forward then back substitution.
+  // Row k of M solves (H + dI) m = d_k (D's row k), by forward substitution with L, then back substitution with
+  // L^T (kept as rows, so that both read memory in order).
+  std::vector<double> lt(static_cast<std::size_t>(n * n));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j <= i; ++j) lt[static_cast<std::size_t>(j * n + i)] = l[static_cast<std::size_t>(i * n + j)];
   std::vector<float> m(static_cast<std::size_t>(n * n));
   forRange(pool, 0, n, 2 * n * n, [&](std::int64_t k) {
     std::vector<double> y(g.shift.begin() + k * n, g.shift.begin() + (k + 1) * n);
     for (std::int64_t i = 0; i < n; ++i) y[i] = (y[i] - dot(l.data() + i * n, y.data(), i)) / l[i * n + i];
-    for (std::int64_t i = n - 1; i >= 0; --i) {
-      double s = y[i];
-      for (std::int64_t j = i + 1; j < n; ++j) s -= l[j * n + i] * y[j];
-      y[i] = s / l[i * n + i];
-    }
+    for (std::int64_t i = n - 1; i >= 0; --i)
+      y[i] = (y[i] - dot(lt.data() + i * n + i + 1, y.data() + i + 1, n - 1 - i)) / lt[i * n + i];
     for (std::int64_t i = 0; i < n; ++i) m[static_cast<std::size_t>(k * n + i)] = static_cast<float>(y[i]);
   });
   // w += w M, row by row
