@@ -641,6 +641,43 @@ class TestCalibration : public QObject {
     EQ_EXPECT_ERROR(a->runLayer(2, x.data(), 5), Errc::InvalidArgument, "layer 2 is out of range (the model has 2)");
   }
 
+  // Every architecture the engine runs: fused projections (Phi-3) are replaced slice by slice, MoE (Mixtral) falls
+  // back to the original inputs, and every tensor lands on its target.
+  void calibratedCompressionAcrossArchitectures_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("inputs");
+    for (const char* m : {"tiny-phi3", "tiny-qwen2", "tiny-qwen3", "tiny-gemma2", "tiny-mistral"})
+      QTest::newRow(m) << m << "shift";
+    QTest::newRow("tiny-mixtral") << "tiny-mixtral" << "original";
+  }
+  void calibratedCompressionAcrossArchitectures() {
+    QFETCH(QString, model);
+    QFETCH(QString, inputs);
+    const auto src = ModelSource::open(eqtest::dataDir() / "models" / model.toStdString());
+    CompressOptions o;
+    o.target = {RateTarget::Mode::Bits, 4.0};
+    o.allocation = CompressOptions::Allocation::Uniform;
+    o.calibration = CompressOptions::Calibration::Self;
+    o.calibrationOptions.sequences = 2;
+    o.calibrationOptions.length = 8;
+    const CompressSummary s = compressModel(*src, tmp_->path() / "a.eqz", o);
+    QCOMPARE(QString::fromStdString(s.calibrationInputs), inputs);
+    int compressed = 0;
+    for (const auto& t : s.tensors)
+      if (t.encoding == "entquant") {
+        ++compressed;
+        QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
+      }
+    QVERIFY(compressed > 0);
+    if (model == "tiny-mixtral") {
+      o.calibrationOptions.inputs = CalibrationOptions::Inputs::Shift;
+      EQ_EXPECT_ERROR(compressModel(*src, tmp_->path() / "b.eqz", o), Errc::Unsupported,
+                      "--calibration self: " + src->input().string() +
+                          ": --calibration-inputs shift does not support mixture-of-experts models (the compressed "
+                          "model may route a token to other experts than the original); use original");
+    }
+  }
+
   void compressCalibrationErrors() {
     // Weights without the model around them: the engine cannot run it.
     const fs::path dir = tmp_->path() / "m";

@@ -164,11 +164,16 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
   budget_ = o_.maxBytes ? o_.maxBytes : physicalMemory() / 2;
   const std::uint64_t hiddenBytes = 4ull * static_cast<std::uint64_t>(o_.sequences) *
                                     static_cast<std::uint64_t>(o_.length) * static_cast<std::uint64_t>(cfg.hiddenSize);
+  // Auto: shift where it fits, and not for mixture-of-experts models, whose routing may send a token to other
+  // experts in the compressed model than in the original (the inputs would not pair up).
   if (o_.inputs == CalibrationOptions::Inputs::Auto)
-    o_.inputs = lm_->weightBytes() + 2 * (blockGramBytes(cfg) + hiddenBytes) <= budget_
+    o_.inputs = cfg.numExperts <= 0 && lm_->weightBytes() + 2 * (blockGramBytes(cfg) + hiddenBytes) <= budget_
                     ? CalibrationOptions::Inputs::Shift
                     : CalibrationOptions::Inputs::Original;
   const bool shift = o_.inputs == CalibrationOptions::Inputs::Shift;
+  if (shift && cfg.numExperts > 0)
+    fail(Errc::Unsupported, "{}: --calibration-inputs shift does not support mixture-of-experts models (the "
+         "compressed model may route a token to other experts than the original); use original", label_);
   const std::uint64_t needed = (shift ? 2 : 1) * (blockGramBytes(cfg) + hiddenBytes) + (shift ? lm_->weightBytes() : 0);
   if (needed > budget_)
     fail(Errc::InvalidArgument,

@@ -35,7 +35,7 @@ struct CalibrationOptions {
   //   the original model's inputs (InputGram::shift, compensateInputShift; GPTAQ): a second copy of the model runs
   //   beside the first, about 2.5x the time of Original. The best on every model studied.
   // - Auto (default): Shift when the second copy, the statistics and the hidden states of both fit the memory
-  //   budget, else Original.
+  //   budget and the model has no mixture-of-experts layers (their routing differs between the two), else Original.
   enum class Inputs { Auto, Original, Compressed, Shift } inputs = Inputs::Auto;
   // Memory the statistics of one block may take (8 n^2 bytes per distinct layer input of n features); 0: half of
   // the RAM, less the texts' hidden states.

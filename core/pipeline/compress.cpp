@@ -383,7 +383,8 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         if (given) qo.log2Scales = givenScales.at(info.name);
         std::vector<float> shifted;  // --calibration-inputs shift: the weights that make up for the inputs' shift
         if (auto g = gramOf(info.name)) {
-          if (!g->shift.empty()) {
+          // (all zero where nothing before the layer has changed yet: block 0's q, k and v)
+          if (std::any_of(g->shift.begin(), g->shift.end(), [](double v) { return v != 0.0; })) {
             shifted.resize(static_cast<std::size_t>(m.numel()));
             for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, shifted.data() + r * m.cols);
             quant::compensateInputShift(*g, shifted.data(), m.rows, 0.01, &pool);
