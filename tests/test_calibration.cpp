@@ -2,7 +2,8 @@
 // reference (the OBS update of GPTQ on an explicit inverse, in double), nearest codes for H = I, a lower output
 // error than nearest codes, the factor's errors; the model's own texts (reproducible, every linear input observed,
 // shared inputs shared); compress with --calibration self (bits target, record, cancel, errors) and the CLI's
-// usage errors.
+// usage errors; the sensitivity probe of --allocation measured against whole forward passes, and compress with it.
+#include "common/numerics.h"
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/eqz.h"
@@ -12,6 +13,7 @@
 #include "model/weight_source.h"
 #include "pipeline/calibrate.h"
 #include "pipeline/compress.h"
+#include "pipeline/sensitivity.h"
 #include "quant/code_format.h"
 #include "quant/error_feedback.h"
 #include "quant/tensor_quantizer.h"
@@ -23,6 +25,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 
 using namespace eq;
 using namespace eq::quant;
@@ -705,6 +708,161 @@ class TestCalibration : public QObject {
     QVERIFY(!fs::exists(out));
   }
 
+  // --allocation measured: the probe's KL, run from the cached inputs of the weight's block, equals the KL of whole
+  // forward passes of the original and of a model with the weight swapped (CausalLM::forward, another path); the
+  // weight itself gives zero, and the probe puts every weight back.
+  void sensitivityMatchesWholeForwardPasses_data() {
+    QTest::addColumn<QString>("weight");
+    QTest::newRow("block 0 v") << "model.layers.0.self_attn.v_proj.weight";
+    QTest::newRow("block 0 down") << "model.layers.0.mlp.down_proj.weight";
+    QTest::newRow("block 1 o") << "model.layers.1.self_attn.o_proj.weight";
+    QTest::newRow("block 1 up") << "model.layers.1.mlp.up_proj.weight";
+  }
+  void sensitivityMatchesWholeForwardPasses() {
+    QFETCH(QString, weight);
+    const std::string w = weight.toStdString();
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(2);
+    CalibrationOptions o;
+    o.sequences = 2;
+    o.length = 12;
+    const auto texts = writeSelfTexts(*src, pool, o);
+    QCOMPARE(texts, calibrateSelf(*src, pool, o).texts);  // the same texts as the calibration's
+    SensitivityProbe probe(*src, pool, texts);
+    QCOMPARE(probe.tokens(), std::uint64_t(24));
+    const auto ws = model::WeightSource::of(*src);
+    model::Linear coarse = ws->linear(w), same = coarse;
+    {
+      model::Linear r;
+      r.rows = coarse.rows;
+      r.cols = coarse.cols;
+      r.f32.resize(static_cast<std::size_t>(r.rows * r.cols));
+      for (std::int64_t i = 0; i < r.rows; ++i) coarse.row(i, r.f32.data() + i * r.cols);
+      for (std::size_t i = 0; i < r.f32.size(); ++i) r.f32[i] *= i % 2 ? 0.25f : 1.75f;  // 75 % error
+      coarse = std::move(r);
+    }
+    QVERIFY(probe.kl(w, same) <= 1e-6);
+    const double kl = probe.kl(w, coarse);
+    // The reference: whole forward passes, KL over every predicted position.
+    const auto a = model::loadCausalLM(*ws, pool), b = model::loadCausalLM(*ws, pool);
+    b->replaceWeight(w, coarse);
+    double sum = 0;
+    std::int64_t positions = 0;
+    std::vector<double> la, lb;
+    for (const auto& ids : texts) {
+      a->reset();
+      b->reset();
+      const auto x = a->forward(ids), y = b->forward(ids);
+      const auto v = a->vocabSize();
+      for (std::size_t i = 0; i + 1 < ids.size(); ++i) {
+        logSoftmax(x.data() + i * v, v, la);
+        logSoftmax(y.data() + i * v, v, lb);
+        double d = 0;
+        for (std::size_t k = 0; k < la.size(); ++k) d += std::exp(la[k]) * (la[k] - lb[k]);
+        sum += std::max(d, 0.0);
+        ++positions;
+      }
+    }
+    const double reference = sum / static_cast<double>(positions);
+    QVERIFY2(reference > 1e-6, qPrintable(QString::number(reference)));
+    QVERIFY2(std::fabs(kl - reference) <= 1e-4 * reference + 1e-7,
+             qPrintable(QString("%1 vs %2").arg(kl, 0, 'g', 10).arg(reference, 0, 'g', 10)));
+    // Put back: the weight itself gives zero again, and measuring again gives the same.
+    QVERIFY(probe.kl(w, same) <= 1e-6);
+    QCOMPARE(probe.kl(w, coarse), kl);
+  }
+
+  void sensitivityErrors() {
+    const auto src = ModelSource::open(kTinyLlama);
+    ThreadPool pool(2);
+    CalibrationOptions o;
+    o.sequences = 2;
+    o.length = 12;
+    const auto texts = writeSelfTexts(*src, pool, o);
+    // 4 bytes x 24 tokens x (64 hidden x 2 blocks + 256 vocabulary)
+    EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, texts, {}, 1000), Errc::InvalidArgument,
+                    kTinyLlama.string() + ": measuring the weights' sensitivity on 24 tokens would need 36.0 KiB of "
+                                          "memory, more than the budget of 1000 B; use --allocation depth");
+    EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, {{1}}), Errc::InvalidArgument,
+                    kTinyLlama.string() + ": sensitivity needs a text of at least 2 tokens");
+    EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, texts, [] { return false; }), Errc::Cancelled,
+                    "sensitivity measurement cancelled");
+    SensitivityProbe probe(*src, pool, texts);
+    const auto ws = model::WeightSource::of(*src);
+    EQ_EXPECT_ERROR(probe.kl("model.embed_tokens.weight", ws->linear("model.embed_tokens.weight")),
+                    Errc::InvalidArgument,
+                    kTinyLlama.string() + ": \"model.embed_tokens.weight\" is not a weight of the model's blocks; its "
+                                          "sensitivity cannot be measured");
+    EQ_EXPECT_ERROR(probe.kl("model.layers.1.self_attn.x_proj.weight", model::Linear{}), Errc::MissingTensor,
+                    kTinyLlama.string() + ": the model has no tensor \"model.layers.1.self_attn.x_proj.weight\"");
+    const std::string q = "model.layers.0.self_attn.q_proj.weight";
+    EQ_EXPECT_ERROR(probe.kl(q, model::Linear{}), Errc::ShapeMismatch,
+                    "\"" + q + "\" is [64, 64], the replacement [0, 0]");
+    QVERIFY(probe.kl(q, ws->linear(q)) <= 1e-6);  // a failed swap leaves the weight as it was
+  }
+
+  // compress --allocation measured: texts written for it alone (4, or the calibration's first), every compressed
+  // tensor gets a measured sensitivity, the targets spread around the mean and the stored bits land on it.
+  void compressWithMeasuredAllocation_data() {
+    QTest::addColumn<bool>("calibrate");
+    QTest::addColumn<int>("tokens");
+    QTest::newRow("alone") << false << 4 * 16;
+    QTest::newRow("with --calibration self") << true << 2 * 16;
+  }
+  void compressWithMeasuredAllocation() {
+    QFETCH(bool, calibrate);
+    QFETCH(int, tokens);
+    const auto src = ModelSource::open(kTinyLlama);
+    CompressOptions o;
+    o.target = {RateTarget::Mode::Bits, 3.0};
+    o.allocation = CompressOptions::Allocation::Measured;
+    o.calibrationOptions.length = 16;
+    if (calibrate) {
+      o.calibration = CompressOptions::Calibration::Self;
+      o.calibrationOptions.sequences = 2;
+    }
+    std::vector<std::string> phases;
+    o.progress = [&](const CompressProgress& p) {
+      if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
+    };
+    const fs::path out = tmp_->path() / "m.eqz";
+    const CompressSummary s = compressModel(*src, out, o);
+    QCOMPARE(phases, (std::vector<std::string>{"calibrate", "analyze", "compress"}));
+    QCOMPARE(s.allocation, std::string("measured"));
+    QCOMPARE(s.sensitivityTokens, std::uint64_t(tokens));
+    QVERIFY(s.sensitivitySeconds > 0);
+    std::set<double> sensitivities, targets;
+    for (const auto& t : s.tensors) {
+      if (t.encoding != "entquant") continue;
+      QVERIFY2(t.sensitivity > 0, t.name.c_str());
+      sensitivities.insert(t.sensitivity);
+      targets.insert(*t.targetBits);
+    }
+    QCOMPARE(sensitivities.size(), std::size_t(14));
+    QVERIFY(targets.size() > 1);
+    // The targets spend the same bits as 3.0 everywhere.
+    double spent = 0, weights = 0;
+    for (const auto& t : s.tensors)
+      if (t.encoding == "entquant") {
+        spent += *t.targetBits * static_cast<double>(t.numel);
+        weights += static_cast<double>(t.numel);
+      }
+    QVERIFY2(std::fabs(spent / weights - 3.0) <= 1e-9, qPrintable(QString::number(spent / weights, 'g', 12)));
+    const auto j = toJson(s);
+    QCOMPARE(j["sensitivity_tokens"].get<int>(), tokens);
+    for (const auto& t : j["tensors"])
+      QCOMPARE(t.contains("sensitivity"), t["encoding"] == "entquant");
+    const EqzFile f = EqzFile::open(out);
+    QCOMPARE(f.index()["settings"]["allocation"].get<std::string>(), std::string("measured"));
+    // Cancelled while measuring: nothing written.
+    std::atomic<int> calls{0};
+    o.progress = {};
+    o.keepGoing = [&] { return ++calls < 40; };
+    const fs::path cancelled = tmp_->path() / "c.eqz";
+    EQ_EXPECT_ERROR(compressModel(*src, cancelled, o), Errc::Cancelled, "compression cancelled");
+    QVERIFY(!fs::exists(cancelled));
+  }
+
   void cliUsageErrors_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QString>("message");
@@ -739,6 +897,13 @@ class TestCalibration : public QObject {
                                    "--quiet"});
     QCOMPARE(r.code, 0);
     QVERIFY2(r.out.contains("error feedback calibrated on 24 self-written tokens (shift inputs)"), r.out.constData());
+    const auto m = eqtest::runCli({"compress", QString::fromStdString(kTinyLlama.string()), "-o", out, "--bits", "3",
+                                   "--allocation", "measured", "--calibration-length", "12", "--quiet"});
+    QCOMPARE(m.code, 2);  // the texts' settings belong to --calibration self
+    const auto n = eqtest::runCli({"compress", QString::fromStdString(kTinyLlama.string()), "-o", out, "--bits", "3",
+                                   "--allocation", "measured", "--quiet"});
+    QCOMPARE(n.code, 0);
+    QVERIFY2(n.out.contains("measured bit allocation (sensitivities measured on 1024 tokens in"), n.out.constData());
   }
 };
 

@@ -607,7 +607,7 @@ class TestObjectives : public QObject {
     QTest::newRow("objective") << QStringList{"compress", m, "-o", "x.eqz", "--objective", "foo"}
                                << "entquant compress: --objective must be paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row or ecsq-rdo, not \"foo\"";
     QTest::newRow("allocation") << QStringList{"compress", m, "-o", "x.eqz", "--allocation", "deep"}
-                                << "entquant compress: --allocation must be uniform, global or depth, not \"deep\"";
+                                << "entquant compress: --allocation must be uniform, global, depth or measured, not \"deep\"";
     QTest::newRow("depth with lambda") << QStringList{"compress", m, "-o", "x.eqz", "--lambda", "3", "--allocation", "depth"}
                                        << "entquant compress: --allocation depth needs a bits target, not --lambda";
     QTest::newRow("scales with bits") << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--bits", "3"}

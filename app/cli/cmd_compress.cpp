@@ -1,7 +1,7 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
 //                   [--method entquant|rtn4|rtn3|rtn2|nf4]
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
-//                   [--allocation uniform|global|depth]
+//                   [--allocation uniform|global|depth|measured]
 //                   [--calibration none|self [--calibration-texts N] [--calibration-length N]
 //                                            [--calibration-inputs auto|shift|original|compressed]]
 //                   [--scales FILE.safetensors] [--threads N] [--json]
@@ -21,12 +21,14 @@ void printSummary(const CompressSummary& s, bool verbose) {
   if (verbose) {
     std::size_t width = 6;
     for (const auto& t : s.tensors) width = std::max(width, t.name.size());
-    fmt::print("{:<{}}  {:>8} {:>8} {:>8} {:>9} {:>7} {:>7}\n", "Tensor", width, "encoding", "eff.bpw", "entropy",
-               "lambda", "rel.l1", "rel.l2");
+    fmt::print("{:<{}}  {:>8} {:>8} {:>8} {:>9} {:>7} {:>7} {:>9}\n", "Tensor", width, "encoding", "eff.bpw",
+               "entropy", "lambda", "rel.l1", "rel.l2", "sensitiv.");
     for (const auto& t : s.tensors) {
       if (t.encoding == "raw") continue;
-      fmt::print("{:<{}}  {:>8} {:>8.3f} {:>8.3f} {:>9.3g} {:>7.4f} {:>7.4f}{}\n", t.name, width, t.encoding,
-                 t.effectiveBits, t.entropyBits, t.lambda, t.relL1, t.relL2, t.targetClamped ? "  (target unreachable)" : "");
+      fmt::print("{:<{}}  {:>8} {:>8.3f} {:>8.3f} {:>9.3g} {:>7.4f} {:>7.4f} {:>9}{}\n", t.name, width, t.encoding,
+                 t.effectiveBits, t.entropyBits, t.lambda, t.relL1, t.relL2,
+                 t.sensitivity > 0 ? fmt::format("{:.3g}", t.sensitivity) : "-",
+                 t.targetClamped ? "  (target unreachable)" : "");
     }
     fmt::print("\n");
   }
@@ -38,7 +40,11 @@ void printSummary(const CompressSummary& s, bool verbose) {
   fmt::print("Compressed    {} -> {}\n", s.input, s.output);
   fmt::print("Method        {}{}\n", s.method,
              s.method == "entquant"
-                 ? fmt::format(" ({} codes, {} objective, {} bit allocation{})", s.format, s.objective, s.allocation,
+                 ? fmt::format(" ({} codes, {} objective, {} bit allocation{}{})", s.format, s.objective, s.allocation,
+                               s.allocation == "measured"
+                                   ? fmt::format(" (sensitivities measured on {} tokens in {})", s.sensitivityTokens,
+                                                 formatDuration(s.sensitivitySeconds))
+                                   : "",
                                s.calibration == "self"
                                    ? fmt::format(", error feedback calibrated on {} self-written tokens ({} inputs) in {}",
                                                  s.calibrationTokens, s.calibrationInputs,
@@ -91,8 +97,10 @@ int runCompress(ArgList& args) {
     if (*allocation == "uniform") o.allocation = CompressOptions::Allocation::Uniform;
     else if (*allocation == "global") o.allocation = CompressOptions::Allocation::Global;
     else if (*allocation == "depth") o.allocation = CompressOptions::Allocation::Depth;
+    else if (*allocation == "measured") o.allocation = CompressOptions::Allocation::Measured;
     else
-      throw UsageError(fmt::format("--allocation must be uniform, global or depth, not \"{}\"", *allocation));
+      throw UsageError(
+          fmt::format("--allocation must be uniform, global, depth or measured, not \"{}\"", *allocation));
     if (lambda && o.allocation != CompressOptions::Allocation::Uniform)
       throw UsageError(fmt::format("--allocation {} needs a bits target, not --lambda", *allocation));
   }

@@ -1,5 +1,8 @@
 #include "common/numerics.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace eq {
 
 float f16ToF32(uint16_t h) {
@@ -35,6 +38,15 @@ uint8_t f32ToFp8E4M3Unsaturated(float x) {
   if (a >= 0x43F00000u) return sign | 0x7F;  // >= 480, inf, NaN (c10's fp8_max check)
   if (a > 0x43E80000u) return sign | 0x7F;   // (464, 480): rounds up to the NaN pattern
   return f32ToFp8E4M3(x);                    // <= 464: 464 is a tie and rounds to even 448
+}
+
+void logSoftmax(const float* row, std::int64_t v, std::vector<double>& out) {
+  out.resize(static_cast<std::size_t>(v));
+  const double mx = *std::max_element(row, row + v);
+  double sum = 0;
+  for (std::int64_t k = 0; k < v; ++k) sum += std::exp(static_cast<double>(row[k]) - mx);
+  const double lse = std::log(sum) + mx;
+  for (std::int64_t k = 0; k < v; ++k) out[static_cast<std::size_t>(k)] = row[k] - lse;
 }
 
 }  // namespace eq

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace eq {
 
@@ -76,5 +77,8 @@ inline uint8_t f32ToFp8E4M3(float x) {
 // PyTorch's plain cast x.to(float8_e4m3fn): like the above but without saturation: magnitudes that round past 448
 // (>= 464 after rounding to even... i.e. > 464, or >= 480) and infinities become NaN.
 uint8_t f32ToFp8E4M3Unsaturated(float x);
+
+// log-softmax of one row of v logits, in doubles (out is resized to v).
+void logSoftmax(const float* row, std::int64_t v, std::vector<double>& out);
 
 }  // namespace eq

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cmath>
 
 namespace eq {
@@ -31,6 +33,11 @@ std::string formatDuration(double seconds) {
   const auto total = static_cast<long long>(std::llround(seconds));
   if (total < 3600) return fmt::format("{} min {} s", total / 60, total % 60);
   return fmt::format("{} h {} min", total / 3600, (total % 3600) / 60);
+}
+
+std::uint64_t physicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
 }
 
 }  // namespace eq

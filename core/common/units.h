@@ -10,4 +10,7 @@ std::string formatBytes(std::uint64_t bytes);     // "1.5 GiB", "512 B"
 std::string formatCount(std::uint64_t n);         // "1,234,567"
 std::string formatDuration(double seconds);       // "1 min 12 s", "0.35 s"
 
+// The machine's physical memory in bytes (8 GiB where the system does not say); memory budgets start from it.
+std::uint64_t physicalMemoryBytes();
+
 }  // namespace eq

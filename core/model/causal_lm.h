@@ -41,8 +41,8 @@ class CausalLM {
   // Observes the linear layers' inputs from now on (empty: stop).
   virtual void setInputObserver(InputObserver observer) = 0;
 
-  // Block by block (calibration, pipeline/calibrate.h). The hidden states block 0 receives for `ids` ([n][hidden]);
-  // block `layer` applied in place to the hidden states x [n][hidden] of one text at positions 0..n-1 (the observer
+  // Block by block (calibration, pipeline/calibrate.h; sensitivity, pipeline/sensitivity.h). The hidden states block
+  // 0 receives for `ids` ([n][hidden]); block `layer` applied in place to the hidden states x [n][hidden] of one text at positions 0..n-1 (the observer
   // sees its inputs; the cache is left empty, as by reset()); and a compressible weight swapped for another of its
   // shape, such as its compressed version (a fused weight's slices are cut again; the bias stays). Errors:
   // Error(InvalidArgument) for a layer out of range or n beyond the context, Error(MissingTensor) for a name no
@@ -51,6 +51,9 @@ class CausalLM {
   virtual std::int64_t hiddenSize() const = 0;
   virtual std::vector<float> embed(std::span<const std::int32_t> ids) const = 0;
   virtual void runLayer(std::int64_t layer, float* x, std::int64_t n) = 0;
+  // The logits ([n][vocab]) of the hidden states x [n][hidden] leaving the last block: the final norm and the
+  // output layer (softcapped where the model does), as forward() ends.
+  virtual std::vector<float> head(const float* x, std::int64_t n) const = 0;
   virtual void replaceWeight(const std::string& name, const Linear& weight) = 0;
 };
 

@@ -62,7 +62,7 @@ class LlamaFamily final : public CausalLM {
   }
 
   std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing) override {
-    const std::int64_t n = static_cast<std::int64_t>(ids.size()), h = cfg_.hiddenSize;
+    const std::int64_t n = static_cast<std::int64_t>(ids.size());
     if (pos_ + n > ctx_)
       fail(Errc::InvalidArgument, "context full: {} tokens in the cache + {} new exceed the context length {}", pos_, n, ctx_);
     std::vector<float> x = embed(ids);
@@ -70,15 +70,21 @@ class LlamaFamily final : public CausalLM {
       if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "generation cancelled");
       runBlock(blocks_[l], static_cast<std::int64_t>(l), x.data(), n);
     }
-    std::vector<float> normed(x.size());
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x.data() + i * h, finalNorm_.data(), h, cfg_.normEps, normed.data() + i * h);
+    std::vector<float> logits = head(x.data(), n);
+    pos_ += n;
+    return logits;
+  }
+
+  std::vector<float> head(const float* x, std::int64_t n) const override {
+    const std::int64_t h = cfg_.hiddenSize;
+    std::vector<float> normed(static_cast<std::size_t>(n * h));
+    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, finalNorm_.data(), h, cfg_.normEps, normed.data() + i * h);
     std::vector<float> logits(static_cast<std::size_t>(n * cfg_.vocabSize));
     (lmHead_.empty() ? embed_ : lmHead_).forward(normed.data(), n, logits.data(), pool_);
     if (cfg_.finalLogitSoftcap > 0) {
       const float cap = static_cast<float>(cfg_.finalLogitSoftcap);
       for (auto& v : logits) v = std::tanh(v / cap) * cap;
     }
-    pos_ += n;
     return logits;
   }
 

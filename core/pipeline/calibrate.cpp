@@ -8,8 +8,6 @@
 #include "model/weight_source.h"
 #include "text/sampling.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <set>
 #include <chrono>
@@ -18,11 +16,6 @@
 
 namespace eq {
 namespace {
-
-std::uint64_t physicalMemory() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
-}
 
 // 8 n^2 bytes for each distinct layer input of one block the engine will observe: the attention input (q, k, v),
 // the attention output (o), and the MLP's input (gate, up) and inner activation (down), per expert for MoE.
@@ -34,17 +27,6 @@ std::uint64_t blockGramBytes(const ModelConfig& c) {
          (c.numExperts > 0 ? static_cast<std::uint64_t>(c.numExperts) * mlp : mlp);
 }
 
-// "model.layers.12.mlp.up_proj.weight" -> 12; -1 outside the blocks.
-std::int64_t blockOf(const std::string& name) {
-  constexpr std::string_view prefix = "model.layers.";
-  if (!name.starts_with(prefix)) return -1;
-  std::int64_t l = 0;
-  std::size_t i = prefix.size();
-  if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) l = l * 10 + (name[i] - '0');
-  return i < name.size() && name[i] == '.' ? l : -1;
-}
-
 // The texts: text s starts at BOS (or a token drawn uniformly where the model has none) and continues by sampling
 // at temperature 1 with seed (seed, s), through end-of-text tokens, to o.length tokens. A small model writes
 // several texts at once, one copy of it per thread (one-token steps of a small model gain nothing from splitting
@@ -54,7 +36,7 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
                                                   ThreadPool& pool, const CalibrationOptions& o, std::int64_t done,
                                                   std::int64_t total) {
   const std::uint64_t modelBytes = lm.weightBytes();
-  const unsigned streams = modelBytes <= (512ull << 20) && modelBytes * pool.size() <= physicalMemory() / 4
+  const unsigned streams = modelBytes <= (512ull << 20) && modelBytes * pool.size() <= physicalMemoryBytes() / 4
                                ? std::max(1u, std::min<unsigned>(pool.size(), static_cast<unsigned>(o.sequences)))
                                : 1u;
   std::vector<std::vector<std::int32_t>> texts(static_cast<std::size_t>(o.sequences));
@@ -139,6 +121,16 @@ std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_vie
   return std::nullopt;
 }
 
+std::int64_t blockOfWeight(const std::string& name) {
+  constexpr std::string_view prefix = "model.layers.";
+  if (!name.starts_with(prefix)) return -1;
+  std::int64_t l = 0;
+  std::size_t i = prefix.size();
+  if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) l = l * 10 + (name[i] - '0');
+  return i < name.size() && name[i] == '.' ? l : -1;
+}
+
 int calibrationStage(const std::string& weight) {
   if (weight.find(".o_proj.") != std::string::npos) return 1;
   if (weight.find(".down_proj.") != std::string::npos || weight.ends_with(".w2.weight")) return 3;
@@ -161,7 +153,7 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
     fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}", label_,
          o_.length, lm_->contextLength());
   // The memory, known from the config: refuse before the model writes a token rather than after.
-  budget_ = o_.maxBytes ? o_.maxBytes : physicalMemory() / 2;
+  budget_ = o_.maxBytes ? o_.maxBytes : physicalMemoryBytes() / 2;
   const std::uint64_t hiddenBytes = 4ull * static_cast<std::uint64_t>(o_.sequences) *
                                     static_cast<std::uint64_t>(o_.length) * static_cast<std::uint64_t>(cfg.hiddenSize);
   // Auto: shift where it fits, and not for mixture-of-experts models, whose routing may send a token to other
@@ -286,7 +278,7 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
 }
 
 std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string& weight) {
-  const std::int64_t layer = blockOf(weight);
+  const std::int64_t layer = blockOfWeight(weight);
   if (layer < 0 || layer >= lm_->numLayers()) return nullptr;
   const bool original = o_.inputs == CalibrationOptions::Inputs::Original;
   if (layer < gramLayer_ || (gramLayer_ < 0 && layer < layer_))
@@ -319,11 +311,28 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
 
 void SelfCalibration::replace(const std::string& weight, const model::Linear& compressed) {
   if (o_.inputs == CalibrationOptions::Inputs::Original) return;
-  const std::int64_t layer = blockOf(weight);
+  const std::int64_t layer = blockOfWeight(weight);
   if (layer < layer_)
     fail(Errc::InvalidArgument, "{}: \"{}\" replaced after its block was run", label_, weight);
   lm_->replaceWeight(weight, compressed);
   if (layer == gramLayer_) replacedStages_.push_back(calibrationStage(weight));
+}
+
+std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source, ThreadPool& pool,
+                                                      const CalibrationOptions& options) {
+  CalibrationOptions o = options;
+  if (o.sequences < 1 || o.length == 1 || o.length < 0)
+    fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
+  const auto weights = model::WeightSource::of(source);
+  const ModelConfig& cfg = weights->config();
+  if (o.length == 0) o.length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
+  model::LoadOptions lo;
+  lo.contextLength = o.length;
+  const auto lm = model::loadCausalLM(*weights, pool, lo);
+  if (lm->contextLength() < o.length)
+    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}",
+         source.input().string(), o.length, lm->contextLength());
+  return writeTexts(*weights, *lm, pool, o, 0, o.sequences * o.length);
 }
 
 Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options) {

@@ -10,6 +10,7 @@
 #include "quant/baseline.h"
 #include "quant/error_feedback.h"
 #include "quant/row_scale_search.h"
+#include "pipeline/sensitivity.h"
 
 #include <fmt/ranges.h>
 
@@ -44,6 +45,7 @@ std::string_view allocationName(CompressOptions::Allocation a) {
   switch (a) {
     case CompressOptions::Allocation::Global: return "global";
     case CompressOptions::Allocation::Depth: return "depth";
+    case CompressOptions::Allocation::Measured: return "measured";
     default: return "uniform";
   }
 }
@@ -86,10 +88,27 @@ std::optional<quant::RateTarget> targetFor(const std::string& name, const Compre
   return t;
 }
 
-// Global (and depth) allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at equal
-// slope mu of (sensitivity x relMSE) against bits (each tensor minimizes that + mu * bits on its measured curve).
+// A compressed tensor as the engine multiplies with it: its codes decoded once more, its bf16 scales as floats.
+model::Linear codesLinear(const quant::QuantizedTensor& q, const std::string& name, ThreadPool& pool) {
+  model::Linear l;
+  l.kind = model::Linear::Kind::Codes;
+  l.format = q.format;
+  l.rows = q.rows;
+  l.cols = q.cols;
+  l.codes.resize(static_cast<std::size_t>(q.rows * q.cols));
+  codec::ransDecode(q.stream, l.codes, name, &pool);
+  l.scales.reserve(q.scales.size());
+  for (const std::uint16_t s : q.scales) l.scales.push_back(bf16ToF32(s));
+  return l;
+}
+
+// Global (depth, measured) allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at
+// equal slope mu of (sensitivity x relMSE) against bits (each tensor minimizes that + mu * bits on its measured
+// curve). `probe` (measured): each tensor quantized alone at the target, its KL divergence per unit relMSE is its
+// sensitivity. The sensitivities land in `sensitivities`.
 std::map<std::string, double> allocateBits(const ModelSource& source, const CompressOptions& o,
-                                           const std::vector<Regex>& rules, ThreadPool& pool,
+                                           const std::vector<Regex>& rules, ThreadPool& pool, SensitivityProbe* probe,
+                                           std::map<std::string, double>& sensitivities,
                                            const std::function<void(std::size_t, const std::string&)>& progress) {
   struct Curve {
     std::string name;
@@ -112,13 +131,22 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
     qo.keepGoing = o.keepGoing;
     qo.objective = o.objective;
     const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
-    const double sensitivity = o.allocation == CompressOptions::Allocation::Depth
-                                   ? depthSensitivity(t.info->name, t.cls.layer, layers) : 1.0;
+    double sensitivity = o.allocation == CompressOptions::Allocation::Depth
+                             ? depthSensitivity(t.info->name, t.cls.layer, layers) : 1.0;
     try {
+      if (probe) {
+        quant::QuantizeOptions po = qo;
+        po.target = o.target;
+        const quant::QuantizedTensor q = quant::quantizeTensor(m, po, pool);
+        const double kl = probe->kl(t.info->name, codesLinear(q, t.info->name, pool));
+        // KL per unit of relative MSE; a tensor whose probe changed nothing measurable still gets a small weight
+        sensitivity = std::max(kl, 1e-9) / std::max(q.relL2 * q.relL2, 1e-12);
+      }
       curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
     } catch (const Error& e) {
       rethrowForTensor(e, source, t.info->name);
     }
+    sensitivities[t.info->name] = sensitivity;
     source.release(t);
   }
   // Each curve's lower convex hull in (bits, relMSE); then the classic greedy for convex costs: start every tensor
@@ -205,20 +233,6 @@ std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& sou
   return out;
 }
 
-// A compressed tensor as the engine multiplies with it: its codes decoded once more, its bf16 scales as floats.
-model::Linear codesLinear(const quant::QuantizedTensor& q, const std::string& name, ThreadPool& pool) {
-  model::Linear l;
-  l.kind = model::Linear::Kind::Codes;
-  l.format = q.format;
-  l.rows = q.rows;
-  l.cols = q.cols;
-  l.codes.resize(static_cast<std::size_t>(q.rows * q.cols));
-  codec::ransDecode(q.stream, l.codes, name, &pool);
-  l.scales.reserve(q.scales.size());
-  for (const std::uint16_t s : q.scales) l.scales.push_back(bf16ToF32(s));
-  return l;
-}
-
 }  // namespace
 
 double depthSensitivity(const std::string& name, int layer, int layers) {
@@ -303,8 +317,43 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   std::map<std::string, double> allocated;
   const bool global = o.allocation != CompressOptions::Allocation::Uniform && entquant && !given &&
                       o.target.mode == quant::RateTarget::Mode::Bits;
+  // --allocation measured: the sensitivities are measured on the first of the calibration's texts, or on as many
+  // written for it alone.
+  std::unique_ptr<SensitivityProbe> probe;
+  std::map<std::string, double> sensitivities;
+  if (global && o.allocation == CompressOptions::Allocation::Measured) {
+    try {
+      std::vector<std::vector<std::int32_t>> texts;
+      if (cal) {
+        const auto& all = cal->texts();
+        texts.assign(all.begin(), all.begin() + std::min<std::ptrdiff_t>(kSensitivityTexts, std::ssize(all)));
+      } else {
+        CalibrationOptions co = o.calibrationOptions;
+        co.sequences = std::min(co.sequences, kSensitivityTexts);
+        co.keepGoing = o.keepGoing;
+        co.progress = [&](std::int64_t done, std::int64_t total) {
+          if (!o.progress) return;
+          CompressProgress p;
+          p.phase = "calibrate";
+          p.index = static_cast<std::size_t>(done);
+          p.count = static_cast<std::size_t>(total);
+          p.done = done == total;
+          p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+          p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
+          o.progress(p);
+        };
+        texts = writeSelfTexts(source, pool, co);
+      }
+      probe = std::make_unique<SensitivityProbe>(source, pool, std::move(texts), o.keepGoing,
+                                                 o.calibrationOptions.maxBytes);
+    } catch (const Error& e) {
+      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+      throw e.withContext("--allocation measured");
+    }
+  }
   if (global)
-    allocated = allocateBits(source, o, rules, pool, [&](std::size_t i, const std::string& name) {
+    allocated = allocateBits(source, o, rules, pool, probe.get(), sensitivities,
+                             [&](std::size_t i, const std::string& name) {
       if (o.progress) {
         CompressProgress p;
         p.phase = "analyze";
@@ -413,6 +462,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         tr.relL1 = q.relL1;
         tr.relL2 = q.relL2;
         tr.targetClamped = q.targetClamped;
+        if (const auto it = sensitivities.find(info.name); it != sensitivities.end()) tr.sensitivity = it->second;
         if (cal && mt.cls.layer >= 0) cal->replace(info.name, codesLinear(q, info.name, pool));
       } else {
         const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
@@ -447,6 +497,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     if (tr.encoding != "raw") {
       entry["stats"] = {{"effective_bpw", tr.effectiveBits}, {"entropy_bpw", tr.entropyBits}, {"lambda", tr.lambda},
                         {"distinct_symbols", tr.distinctSymbols}, {"rel_l1", tr.relL1}, {"rel_l2", tr.relL2}};
+      if (tr.sensitivity > 0) entry["stats"]["sensitivity"] = tr.sensitivity;
       sum.compressedWeights += tr.numel;
       sum.compressedBytes += stored;
       sum.entropyBpw += tr.entropyBits * static_cast<double>(tr.numel);
@@ -464,6 +515,11 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   sum.tensors = std::move(reports);
   if (cal) sum.calibrationSeconds = cal->seconds();
   cal.reset();
+  if (probe) {
+    sum.sensitivityTokens = probe->tokens();
+    sum.sensitivitySeconds = probe->seconds();
+  }
+  probe.reset();
 
   nlohmann::json files = nlohmann::json::array();
   for (const auto& [name, bytes] : source.otherFiles()) {
@@ -521,6 +577,10 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
     j["calibration_seconds"] = s.calibrationSeconds;
     j["calibration_inputs"] = s.calibrationInputs;
   }
+  if (s.allocation == "measured") {
+    j["sensitivity_tokens"] = s.sensitivityTokens;
+    j["sensitivity_seconds"] = s.sensitivitySeconds;
+  }
   nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
   for (const auto& t : s.tensors) {
     nlohmann::ordered_json e{{"name", t.name}, {"shape", t.shape}, {"dtype", std::string(dtypeName(t.dtype))},
@@ -534,6 +594,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
       e["rel_l1"] = t.relL1;
       e["rel_l2"] = t.relL2;
       e["seconds"] = t.seconds;
+      if (t.sensitivity > 0) e["sensitivity"] = t.sensitivity;
       if (t.targetClamped) e["target_unreachable"] = true;
     }
     tensors.push_back(e);

@@ -48,8 +48,11 @@ struct CompressOptions {
   // them between tensors to minimize the weight-count-weighted sum of relative MSE (equal slopes of each tensor's
   // rate-distortion curve, measured on sampled rows in a first pass); "depth" does the same with each tensor's
   // relative MSE also weighted by a data-free sensitivity (depthSensitivity), the default. Tensors matched by
-  // --layer-bits are fixed. A lambda target (no bits to spend) is always uniform.
-  enum class Allocation { Uniform, Global, Depth } allocation = Allocation::Depth;
+  // --layer-bits are fixed. "measured": the same with each tensor's sensitivity measured on the model's own text
+  // (pipeline/sensitivity.h: the KL divergence the tensor quantized alone at the target causes, per unit of its
+  // relative MSE); runs the model, like --calibration self, whose first texts it shares. A lambda target (no bits
+  // to spend) is always uniform.
+  enum class Allocation { Uniform, Global, Depth, Measured } allocation = Allocation::Depth;
   // "self": calibrate on text the model writes itself (pipeline/calibrate.h; the engine must support the
   // architecture) and choose each layer's codes by error feedback against its input statistics, at the same scales
   // objective, allocation and bits. "none": the nearest codes, no model run.
@@ -73,6 +76,7 @@ struct TensorReport {
   std::uint64_t numel = 0, storedBytes = 0;
   std::optional<double> targetBits;
   double lambda = 0, effectiveBits = 0, entropyBits = 0, relL1 = 0, relL2 = 0, seconds = 0;
+  double sensitivity = 0;  // global, depth or measured allocation: the factor on its relative MSE (0: none)
   int distinctSymbols = 0;
   bool targetClamped = false;
 };
@@ -85,6 +89,8 @@ struct CompressSummary {
   double effectiveBpw = 0, entropyBpw = 0, modelBpw = 0, seconds = 0;
   double calibrationSeconds = 0;
   std::uint64_t calibrationTokens = 0;
+  double sensitivitySeconds = 0;       // --allocation measured: the probes' model runs
+  std::uint64_t sensitivityTokens = 0;
 };
 
 // The sensitivity weight of `--allocation depth` for a tensor of block `layer` (of `layers`; -1 outside blocks):
@@ -92,6 +98,10 @@ struct CompressSummary {
 // so the first and last blocks count about twice the middle ones, their neighbours 1.5x, and the projections
 // whose error reaches the residual stream unmixed by a nonlinearity or softmax count double.
 double depthSensitivity(const std::string& name, int layer, int layers);
+
+// Texts (of the calibration's length) on which `--allocation measured` measures the sensitivities: the first texts
+// of --calibration self, or as many written for it alone.
+inline constexpr std::int64_t kSensitivityTexts = 4;
 
 CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
                               const CompressOptions& options);

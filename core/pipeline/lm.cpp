@@ -1,6 +1,7 @@
 #include "pipeline/lm.h"
 
 #include "common/error.h"
+#include "common/numerics.h"
 #include "format/eqz.h"
 #include "format/model_config.h"
 #include "format/model_source.h"
@@ -83,16 +84,6 @@ Windows cutWindows(const model::CausalLM& lm, std::vector<std::int32_t> ids, con
   if (w.count == 0)
     fail(Errc::InvalidArgument, "the text has {} tokens, fewer than one window of {}", w.ids.size(), o.ctx);
   return w;
-}
-
-// log-softmax of one row of logits, in doubles.
-void logSoftmax(const float* row, std::int64_t v, std::vector<double>& out) {
-  out.resize(static_cast<std::size_t>(v));
-  const double mx = *std::max_element(row, row + v);
-  double sum = 0;
-  for (std::int64_t k = 0; k < v; ++k) sum += std::exp(static_cast<double>(row[k]) - mx);
-  const double lse = std::log(sum) + mx;
-  for (std::int64_t k = 0; k < v; ++k) out[static_cast<std::size_t>(k)] = row[k] - lse;
 }
 
 void finish(PerplexityResult& r, const Windows& w, Clock::time_point t0) {
