@@ -400,12 +400,25 @@ class TestCalibration : public QObject {
     o.calibrationOptions.sequences = 2;
     o.calibrationOptions.length = 16;
     std::vector<std::string> phases;
+    std::set<std::string> details;  // the block passes, reported while the tensor that needs them waits
     o.progress = [&](const CompressProgress& p) {
       if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
+      if (!p.detail.empty()) details.insert(p.tensor + " " + p.detail);
     };
     const fs::path out = tmp_->path() / "c.eqz";
     const CompressSummary s = compressModel(*src, out, o);
     QCOMPARE(phases, (std::vector<std::string>{"calibrate", "compress"}));
+    // Shift inputs: q/k/v's statistics (pass 1), o's after q/k/v were replaced (2), gate/up's (3), down's (4),
+    // then the move to block 1, each over both texts.
+    const std::string b0 = "model.layers.0.", b1 = "model.layers.1.";
+    for (const std::string& d : {b0 + "self_attn.k_proj.weight (calibration: block 0 pass 1, 2/2 texts)",
+                                b0 + "self_attn.o_proj.weight (calibration: block 0 pass 2, 1/2 texts)",
+                                b0 + "mlp.gate_proj.weight (calibration: block 0 pass 3, 2/2 texts)",
+                                b0 + "mlp.down_proj.weight (calibration: block 0 pass 4, 2/2 texts)",
+                                b1 + "self_attn.k_proj.weight (calibration: block 0 pass 5, 2/2 texts)",
+                                b1 + "self_attn.k_proj.weight (calibration: block 1 pass 1, 2/2 texts)"})
+      QVERIFY2(details.count(d), d.c_str());
+    QCOMPARE(details.size(), std::size_t(2 * 9));
     QCOMPARE(s.calibration, std::string("self"));
     QCOMPARE(s.calibrationInputs, std::string("shift"));  // auto: the model is small
     QCOMPARE(s.calibrationTokens, std::uint64_t(32));

@@ -155,11 +155,13 @@ int runCompress(ArgList& args) {
     const std::string phase = p.phase;
     if (phase == "calibrate") {  // tokens, not tensors
       const std::string eta = p.etaSeconds > 0 ? "  ETA " + formatDuration(p.etaSeconds) : "";
-      line.update(p.index, p.count, "tokens: the model writes its own calibration text" + eta, 0, 0, p.done);
+      // index counts the tokens written; the line shows the item being worked on, one past the last done
+      line.update(p.index > 0 ? p.index - 1 : 0, p.count, "tokens: the model writes its own calibration text" + eta, 0,
+                  0, p.done);
       return;
     }
     const std::string what = phase == "analyze" ? "analyzing " + p.tensor : p.tensor;
-    line.update(p.index, p.count, what, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count);
+    line.update(p.index, p.count, what, p.bytesPerSecond, p.etaSeconds, p.done && p.index + 1 == p.count, p.detail);
   };
   const CompressSummary s = compressModel(*source, *out, o);
   line.finish();

@@ -37,7 +37,7 @@ ProgressLine::ProgressLine(bool enabled) : enabled_(enabled), tty_(::isatty(2) !
 ProgressLine::~ProgressLine() { finish(); }
 
 void ProgressLine::update(std::size_t index, std::size_t count, const std::string& what, double bytesPerSecond,
-                          double eta, bool force) {
+                          double eta, bool force, const std::string& detail) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_).count();
@@ -46,6 +46,7 @@ void ProgressLine::update(std::size_t index, std::size_t count, const std::strin
   std::string line = fmt::format("[{:>{}}/{}] {}", index + 1, std::to_string(count).size(), count, what);
   if (bytesPerSecond > 0) line += fmt::format("  {}/s  ETA {}", formatBytes(static_cast<std::uint64_t>(bytesPerSecond)),
                                               formatDuration(eta));
+  if (!detail.empty()) line += "  " + detail;
   if (tty_) {
     if (line.size() > 118) line = line.substr(0, 115) + "...";
     fmt::print(stderr, "\r\033[K{}", line);

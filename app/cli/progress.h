@@ -12,8 +12,9 @@ class ProgressLine {
  public:
   explicit ProgressLine(bool enabled);
   ~ProgressLine();
+  // "[index+1/count] what  rate  ETA  detail"
   void update(std::size_t index, std::size_t count, const std::string& what, double bytesPerSecond, double eta,
-              bool force = false);
+              bool force = false, const std::string& detail = {});
   void finish();
 
  private:

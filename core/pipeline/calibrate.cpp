@@ -268,7 +268,10 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
       data = copy.data();
     }
     lm_->runLayer(layer, data, n);
+    if (o_.passProgress)
+      o_.passProgress(layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size()));
   }
+  passes_ = inPlace ? 0 : passes_ + 1;  // in place: the texts move on to the next block
   if (observe) {
     grams_ = std::move(grams);
     for (const auto& [name, g] : grams_) gatheredAt_[name] = static_cast<int>(replacedStages_.size());

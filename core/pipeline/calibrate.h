@@ -42,6 +42,9 @@ struct CalibrationOptions {
   std::uint64_t maxBytes = 0;
   std::function<bool()> keepGoing;  // thread-safe (texts are written on several threads); false: Error(Cancelled)
   std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
+  // Texts run through a block so far (after each text of each pass; `pass` counts the block's passes from 1), on
+  // the calling thread: a block's passes can take long inside one weight's compression.
+  std::function<void(std::int64_t block, int pass, std::int64_t done, std::int64_t texts)> passProgress;
 };
 
 // Calibration block by block. The constructor loads the model in the CPU engine, checks the memory budget, lets
@@ -75,6 +78,7 @@ class SelfCalibration {
 
  private:
   void gather(std::int64_t layer, bool observe, bool inPlace);
+  int passes_ = 0;                          // passes over block layer_ so far
   const ModelSource& source_;
   ThreadPool& pool_;
   CalibrationOptions o_;

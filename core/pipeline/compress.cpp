@@ -279,6 +279,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   const bool given = entquant && !o.scalesFile.empty();
   const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
   ThreadPool pool(o.threads);
+  const CompressProgress* current = nullptr;  // the tensor being compressed, for the calibration's passes
   const bool calibrate = entquant && !given && o.calibration == CompressOptions::Calibration::Self;
   std::unique_ptr<SelfCalibration> cal;
   if (calibrate) {
@@ -293,6 +294,13 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       p.done = done == total;
       p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
+      o.progress(p);
+    };
+    co.passProgress = [&](std::int64_t block, int pass, std::int64_t done, std::int64_t texts) {
+      if (!o.progress || !current) return;
+      CompressProgress p = *current;
+      p.detail = fmt::format("(calibration: block {} pass {}, {}/{} texts)", block, pass, done, texts);
+      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
       o.progress(p);
     };
     try {
@@ -399,7 +407,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
     const ModelTensor& mt = tensors[i];
     const TensorInfo& info = *mt.info;
-    CompressProgress p{"compress", k, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0};
+    CompressProgress p{"compress", k, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0, {}};
     auto report = [&](bool done) {
       p.done = done;
       p.bytesDone = bytesDone;
@@ -409,6 +417,11 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       if (o.progress) o.progress(p);
     };
     report(false);
+    current = &p;
+    struct Forget {
+      const CompressProgress*& current;
+      ~Forget() { current = nullptr; }
+    } forget{current};
     const auto t0 = Clock::now();
     TensorReport tr;
     tr.name = info.name;

@@ -34,6 +34,9 @@ struct CompressProgress {
   bool done = false;                 // false: starting this tensor; true: finished it
   std::uint64_t bytesDone = 0, bytesTotal = 0;  // source tensor bytes
   double seconds = 0, bytesPerSecond = 0, etaSeconds = 0;
+  // While a tensor waits (compress phase, --calibration self): what runs, e.g. "(calibration: block 3 pass 2, 12/32
+  // texts)"; empty otherwise.
+  std::string detail;
 };
 
 struct CompressOptions {
