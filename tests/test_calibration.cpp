@@ -15,16 +15,20 @@
 #include "pipeline/compress.h"
 #include "pipeline/sensitivity.h"
 #include "quant/code_format.h"
+#include "quant/ecsq.h"
 #include "quant/error_feedback.h"
 #include "quant/tensor_quantizer.h"
 #include "test_util.h"
 
 #include <QtTest/QtTest>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <optional>
+#include <fstream>
 #include <set>
 
 using namespace eq;
@@ -239,6 +243,57 @@ class TestCalibration : public QObject {
       quantizeRow(format, w.data(), n, s, nearest.data());
       QCOMPARE(q, nearest);
     }
+  }
+
+  // The rate-aware sweep: for H = c I it is rdoQuantizeRow's rule exactly (no feedback, the same weights of error
+  // and bits); mu = 0 gives the plain sweep; on correlated inputs it trades output error for fewer bits.
+  void rateAwareFeedback_data() {
+    QTest::addColumn<CodeFormat>("format");
+    QTest::newRow("fp8") << CodeFormat::Fp8E4M3;
+    QTest::newRow("int8") << CodeFormat::Int8;
+  }
+  void rateAwareFeedback() {
+    QFETCH(CodeFormat, format);
+    const std::int64_t n = 96;
+    // code lengths of a peaked histogram: small magnitudes cheap
+    std::array<double, 256> len{};
+    for (int c = 0; c < 256; ++c) {
+      const float v = std::fabs(bf16ToF32(dequantizeOne(format, static_cast<std::uint8_t>(c), 1.0f)));
+      len[c] = 1.0 + 2.0 * std::log2(1.0 + v);
+    }
+    InputGram diag(n);
+    for (std::int64_t i = 0; i < n; ++i) diag.xtx[i * n + i] = 4.0;
+    const ErrorFeedback id = ErrorFeedback::factor(diag, 0.0);  // U = I / 2 exactly: no rounding to break ties
+    const std::int64_t tokens = 400;
+    const auto x = correlatedInputs(tokens, n, 64, 3);
+    const ErrorFeedback ef = ErrorFeedback::factor(gramOf(x, tokens, n));
+    double bitsPlain = 0, bitsRdo = 0, errPlain = 0, errRdo = 0;
+    int changed = 0;
+    for (unsigned row = 0; row < 16; ++row) {
+      const auto w = heavyTailedRow(n, 700 + row);
+      const std::uint16_t s = absmaxScale(format, w, 64.0f);
+      const double mu = 0.5 * bf16ToF32(s) * bf16ToF32(s);  // half a squared step per bit
+      std::vector<std::uint8_t> q(n), ref(n), plain(n), zero(n);
+      std::vector<float> scratch(n);
+      codec::SymbolCounts counts{};
+      id.quantizeRowsRdo(format, w.data(), 1, &s, len.data(), mu, q.data(), scratch.data());
+      rdoQuantizeRow(format, w.data(), n, s, len, mu, ref.data(), counts);
+      QCOMPARE(q, ref);
+      ef.quantizeRow(format, w.data(), s, plain.data(), scratch.data());
+      ef.quantizeRowsRdo(format, w.data(), 1, &s, len.data(), 0.0, zero.data(), scratch.data());
+      QCOMPARE(zero, plain);
+      ef.quantizeRowsRdo(format, w.data(), 1, &s, len.data(), mu, q.data(), scratch.data());
+      changed += q != plain;
+      for (std::int64_t j = 0; j < n; ++j) {
+        bitsPlain += len[plain[j]];
+        bitsRdo += len[q[j]];
+      }
+      errPlain += outputError(format, w, plain, s, x, tokens);
+      errRdo += outputError(format, w, q, s, x, tokens);
+    }
+    QVERIFY(changed > 0);
+    QVERIFY2(bitsRdo < bitsPlain, qPrintable(QString("%1 vs %2 bits").arg(bitsRdo).arg(bitsPlain)));
+    QVERIFY2(errRdo > errPlain, qPrintable(QString("%1 vs %2").arg(errRdo).arg(errPlain)));
   }
 
   void feedbackLowersOutputError() {
@@ -876,6 +931,107 @@ class TestCalibration : public QObject {
     QVERIFY(!fs::exists(cancelled));
   }
 
+  // --calibration-text: windows of the user's text, each after BOS, spread evenly over the text.
+  void cutCalibrationTextsWindows() {
+    std::vector<std::int32_t> ids(100);
+    std::iota(ids.begin(), ids.end(), 0);
+    auto range = [](std::int32_t first, std::int32_t count, std::optional<std::int32_t> bos) {
+      std::vector<std::int32_t> v;
+      if (bos) v.push_back(*bos);
+      for (std::int32_t i = 0; i < count; ++i) v.push_back(first + i);
+      return v;
+    };
+    using Texts = std::vector<std::vector<std::int32_t>>;
+    QCOMPARE(cutCalibrationTexts(ids, 11, 3, 500, "t.txt"), (Texts{range(0, 10, 500), range(30, 10, 500), range(60, 10, 500)}));
+    QCOMPARE(cutCalibrationTexts(ids, 40, 32, std::nullopt, "t.txt"), (Texts{range(0, 40, {}), range(40, 40, {})}));
+    QCOMPARE(cutCalibrationTexts(ids, 101, 32, 7, "t.txt"), (Texts{range(0, 100, 7)}));
+    EQ_EXPECT_ERROR(cutCalibrationTexts(ids, 102, 32, 7, "t.txt"), Errc::InvalidArgument,
+                    "t.txt: the text has 100 tokens, fewer than one calibration text of 101");
+  }
+
+  // compress --calibration-text: the model's tokenizer cuts the file; the summary, JSON and the file's settings say
+  // so; a missing file, a model without a tokenizer and a text too short are clear errors, and nothing is written.
+  void compressWithTextCalibration() {
+    // tiny-llama with a tokenizer of its 256 ids: every byte falls back to <0xNN>, id = the byte.
+    const fs::path dir = tmp_->path() / "m";
+    fs::create_directories(dir);
+    for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kTinyLlama / f, dir / f);
+    const auto srcNoTok = ModelSource::open(dir);
+    nlohmann::json vocab = nlohmann::json::object();
+    for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = b;
+    const nlohmann::json tok{{"version", "1.0"}, {"added_tokens", nlohmann::json::array()},
+                             {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()},
+                                        {"byte_fallback", true}}}};
+    const fs::path text = tmp_->path() / "calib.txt";
+    std::string body;
+    for (int i = 0; i < 40; ++i) body += "The quick brown fox jumps over the lazy dog. ";
+    {
+      std::ofstream(text) << body;
+    }
+    CompressOptions o;
+    o.target = {RateTarget::Mode::Bits, 4.0};
+    o.allocation = CompressOptions::Allocation::Uniform;
+    o.calibration = CompressOptions::Calibration::Text;
+    o.calibrationFile = text;
+    o.calibrationOptions.sequences = 3;
+    o.calibrationOptions.length = 65;
+    const fs::path out = tmp_->path() / "t.eqz";
+    EQ_EXPECT_ERROR(compressModel(*srcNoTok, out, o), Errc::NotFound,
+                    dir.string() + ": no tokenizer.json; --calibration-text needs the model's tokenizer");
+    QVERIFY(!fs::exists(out));
+    {
+      std::ofstream(dir / "tokenizer.json") << tok.dump();
+    }
+    const auto src = ModelSource::open(dir);
+    const CompressSummary s = compressModel(*src, out, o);
+    QCOMPARE(s.calibration, std::string("text"));
+    QCOMPARE(s.calibrationTokens, std::uint64_t(3 * 65));
+    QCOMPARE(toJson(s)["calibration_tokens"].get<int>(), 3 * 65);
+    const EqzFile f = EqzFile::open(out);
+    QCOMPARE(f.index()["settings"]["calibration"].get<std::string>(), std::string("text"));
+    QCOMPARE(f.index()["settings"]["calibration_file"].get<std::string>(), text.string());
+    for (const auto& t : s.tensors)
+      if (t.encoding == "entquant") QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
+    // The texts are the file's bytes after BOS (1): the same codes as --calibration self given those texts.
+    CompressOptions given = o;
+    given.calibration = CompressOptions::Calibration::Self;
+    const std::int64_t windows = static_cast<std::int64_t>(body.size()) / 64;
+    for (std::int64_t k = 0; k < 3; ++k) {
+      std::vector<std::int32_t> t{1};
+      const std::int64_t w = k * windows / 3;
+      for (std::int64_t i = 0; i < 64; ++i) t.push_back(static_cast<unsigned char>(body[w * 64 + i]));
+      given.calibrationOptions.texts.push_back(t);
+    }
+    const CompressSummary g = compressModel(*src, tmp_->path() / "g.eqz", given);
+    QCOMPARE(g.calibration, std::string("self"));
+    ThreadPool pool(2);
+    const auto a = model::WeightSource::open(out, pool), b = model::WeightSource::open(tmp_->path() / "g.eqz", pool);
+    for (const auto& t : s.tensors)
+      if (t.encoding == "entquant") {
+        const model::Linear la = a->linear(t.name), lb = b->linear(t.name);
+        QVERIFY(!la.codes.empty());
+        QCOMPARE(la.codes, lb.codes);
+        QCOMPARE(la.scales, lb.scales);
+      }
+
+    o.calibrationFile = tmp_->path() / "absent.txt";
+    const fs::path out2 = tmp_->path() / "u.eqz";
+    try {
+      compressModel(*src, out2, o);
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QVERIFY2(QString(e.what()).startsWith(QString::fromStdString("--calibration-text: " + o.calibrationFile.string())),
+               e.what());
+    }
+    {
+      std::ofstream(text) << "short";
+    }
+    o.calibrationFile = text;
+    EQ_EXPECT_ERROR(compressModel(*src, out2, o), Errc::InvalidArgument,
+                    text.string() + ": the text has 5 tokens, fewer than one calibration text of 64");
+    QVERIFY(!fs::exists(out2));
+  }
+
   void cliUsageErrors_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QString>("message");
@@ -884,7 +1040,11 @@ class TestCalibration : public QObject {
                            << "entquant compress: --calibration must be none or self, not \"data\"";
     QTest::newRow("texts without self") << QStringList{"compress", m, "-o", "x.eqz", "--calibration-texts", "4"}
                                         << "entquant compress: --calibration-texts, --calibration-length and "
-                                           "--calibration-inputs need --calibration self";
+                                           "--calibration-inputs need --calibration self or --calibration-text";
+    QTest::newRow("self and text") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self",
+                                                  "--calibration-text", "t.txt"}
+                                   << "entquant compress: --calibration-text calibrates on that text; it excludes "
+                                      "--calibration none|self";
     QTest::newRow("inputs") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-inputs", "mixed"}
                             << "entquant compress: --calibration-inputs must be auto, shift, original or compressed, not \"mixed\"";
     QTest::newRow("length") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-length", "1"}

@@ -2,8 +2,9 @@
 //                   [--method entquant|rtn4|rtn3|rtn2|nf4]
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
 //                   [--allocation uniform|global|depth|measured]
-//                   [--calibration none|self [--calibration-texts N] [--calibration-length N]
-//                                            [--calibration-inputs auto|shift|original|compressed]]
+//                   [--calibration none|self | --calibration-text FILE]
+//                   [--calibration-texts N] [--calibration-length N]
+//                   [--calibration-inputs auto|shift|original|compressed]
 //                   [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
 #include "cli/commands.h"
@@ -45,10 +46,10 @@ void printSummary(const CompressSummary& s, bool verbose) {
                                    ? fmt::format(" (sensitivities measured on {} tokens in {})", s.sensitivityTokens,
                                                  formatDuration(s.sensitivitySeconds))
                                    : "",
-                               s.calibration == "self"
-                                   ? fmt::format(", error feedback calibrated on {} self-written tokens ({} inputs) in {}",
-                                                 s.calibrationTokens, s.calibrationInputs,
-                                                 formatDuration(s.calibrationSeconds))
+                               s.calibration != "none"
+                                   ? fmt::format(", error feedback calibrated on {} {} tokens ({} inputs) in {}",
+                                                 s.calibrationTokens, s.calibration == "self" ? "self-written" : "text",
+                                                 s.calibrationInputs, formatDuration(s.calibrationSeconds))
                                    : "")
                  : "");
   fmt::print("Tensors       {} compressed, {} kept as they are\n", compressed, s.tensors.size() - compressed);
@@ -110,11 +111,19 @@ int runCompress(ArgList& args) {
     else if (*calibration != "none")
       throw UsageError(fmt::format("--calibration must be none or self, not \"{}\"", *calibration));
   }
+  if (const auto file = args.value("--calibration-text")) {
+    if (calibration)
+      throw UsageError("--calibration-text calibrates on that text; it excludes --calibration none|self");
+    o.calibration = CompressOptions::Calibration::Text;
+    o.calibrationFile = *file;
+  }
   const auto texts = args.number<int>("--calibration-texts");
   const auto length = args.number<int>("--calibration-length");
   const auto inputs = args.value("--calibration-inputs");
-  if ((texts || length || inputs) && o.calibration != CompressOptions::Calibration::Self)
-    throw UsageError("--calibration-texts, --calibration-length and --calibration-inputs need --calibration self");
+  if ((texts || length || inputs) && o.calibration == CompressOptions::Calibration::None)
+    throw UsageError(
+        "--calibration-texts, --calibration-length and --calibration-inputs need --calibration self or "
+        "--calibration-text");
   if (inputs) {
     const auto parsed = parseCalibrationInputs(*inputs);
     if (!parsed)
@@ -131,13 +140,14 @@ int runCompress(ArgList& args) {
     o.calibrationOptions.length = *length;
   }
   if (const auto sc = args.value("--scales")) {
-    if (bits || lambda || objective || allocation || calibration)
+    if (bits || lambda || objective || allocation || o.calibration != CompressOptions::Calibration::None)
       throw UsageError("--scales excludes --bits, --lambda, --objective, --allocation and --calibration");
     o.scalesFile = *sc;
   }
   if (o.method != "entquant" && o.method != "rtn4" && o.method != "rtn3" && o.method != "rtn2" && o.method != "nf4")
     throw UsageError(fmt::format("--method must be entquant, rtn4, rtn3, rtn2 or nf4, not \"{}\"", o.method));
-  if (o.method != "entquant" && (objective || calibration || !o.scalesFile.empty()))
+  if (o.method != "entquant" &&
+      (objective || o.calibration != CompressOptions::Calibration::None || !o.scalesFile.empty()))
     throw UsageError(
         fmt::format("--objective, --calibration and --scales apply to --method entquant, not {}", o.method));
   if (const auto t = args.number<int>("--threads")) {

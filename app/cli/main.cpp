@@ -21,8 +21,9 @@ constexpr std::array<Command, 10> kCommands{{
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4]\n"
      "                  [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]\n"
      "                  [--allocation uniform|global|depth|measured]\n"
-     "                  [--calibration none|self [--calibration-texts N] [--calibration-length N]\n"
-     "                                           [--calibration-inputs auto|shift|original|compressed]]\n"
+     "                  [--calibration none|self | --calibration-text FILE]\n"
+     "                  [--calibration-texts N] [--calibration-length N]\n"
+     "                  [--calibration-inputs auto|shift|original|compressed]\n"
      "                  [--scales FILE.safetensors] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",
      "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes, ecsq-mse, depth)",

@@ -4,7 +4,8 @@ and measure each result against the original with the same protocol.
 
     python3 bench/quality/run_quality.py --models resources/demo-model,... --out build/quality \
         [--bits 4,3,2.5,2.1] [--objectives paper,paper-local,ecsq-l1,ecsq-mse] [--allocations uniform,global,depth]
-        [--formats fp8,int8] [--calibrations none,self,self-compressed,self-shift] [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
+        [--formats fp8,int8] [--calibrations none,self,self-compressed,self-shift,text-shift] [--calibration-text FILE]
+        [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
         [--text FILE] [--max-windows N]
 
 For each model, target and variant: `entquant compress --json` (effective bits per weight, everything counted;
@@ -25,6 +26,7 @@ ap.add_argument("--objectives", default="paper")
 ap.add_argument("--allocations", default="uniform")
 ap.add_argument("--formats", default="fp8")
 ap.add_argument("--calibrations", default="none")
+ap.add_argument("--calibration-text", default="", help="FILE for the calibrations text, text-shift, text-original")
 ap.add_argument("--baselines", default="")
 ap.add_argument("--reference", default="")
 ap.add_argument("--text", default="resources/demo-model/heldout.txt")
@@ -86,10 +88,14 @@ for model in a.models.split(","):
                     variant = (f"{objective}/{allocation}" + ("" if fmt == "fp8" else f"/{fmt}") +
                                ("" if cal == "none" else f"/{cal}-calibrated"))
                     for t in targets:
-                        args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective,
-                                "--calibration", cal.split("-")[0]]
-                        if cal.startswith("self-"):  # self-compressed, self-shift: --calibration-inputs
-                            args += ["--calibration-inputs", cal[5:]]
+                        args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective]
+                        kind, _, inputs = cal.partition("-")
+                        if kind == "text":  # text, text-shift, text-original: --calibration-text FILE
+                            args += ["--calibration-text", a.calibration_text]
+                        else:
+                            args += ["--calibration", kind]
+                        if inputs:  # self-compressed, self-shift, text-shift: --calibration-inputs
+                            args += ["--calibration-inputs", inputs]
                         measure(model, name, variant, t, args, objective, allocation, fmt, cal)
     for b in [b for b in a.baselines.split(",") if b]:
         measure(model, name, b, "", ["--method", b], b, "", "")

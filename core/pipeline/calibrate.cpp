@@ -99,6 +99,7 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
   if (stop) fail(Errc::Cancelled, "calibration cancelled");
+  report();  // the last count, also when the texts were written before the first report
   return texts;
 }
 
@@ -141,6 +142,15 @@ int calibrationStage(const std::string& weight) {
 SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options)
     : source_(source), pool_(pool), o_(options), label_(source.input().string()) {
   const auto start = std::chrono::steady_clock::now();
+  const bool given = !o_.texts.empty();
+  if (given) {
+    o_.sequences = static_cast<std::int64_t>(o_.texts.size());
+    o_.length = 0;
+    for (const auto& t : o_.texts) {
+      if (t.size() < 2) fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
+      o_.length = std::max<std::int64_t>(o_.length, static_cast<std::int64_t>(t.size()));
+    }
+  }
   if (o_.sequences < 1 || o_.length == 1 || o_.length < 0)
     fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
   weights_ = model::WeightSource::of(source);
@@ -173,7 +183,8 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
          "--calibration or with fewer --calibration-texts",
          label_, formatBytes(needed), formatBytes(budget_));
   budget_ -= (shift ? 2 : 1) * hiddenBytes + (shift ? lm_->weightBytes() : 0);
-  texts_ = writeTexts(*weights_, *lm_, pool, o_, 0, o_.sequences * o_.length);
+  texts_ = given ? std::move(o_.texts) : writeTexts(*weights_, *lm_, pool, o_, 0, o_.sequences * o_.length);
+  o_.texts.clear();
   for (const auto& ids : texts_) {
     if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
     hidden_.push_back(lm_->embed(ids));
@@ -336,6 +347,27 @@ std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source,
     fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}",
          source.input().string(), o.length, lm->contextLength());
   return writeTexts(*weights, *lm, pool, o, 0, o.sequences * o.length);
+}
+
+std::vector<std::vector<std::int32_t>> cutCalibrationTexts(const std::vector<std::int32_t>& ids, std::int64_t length,
+                                                           std::int64_t maxTexts, std::optional<std::int32_t> bos,
+                                                           const std::string& label) {
+  if (length < 2) fail(Errc::InvalidArgument, "calibration texts need at least 2 tokens");
+  const std::int64_t body = bos ? length - 1 : length;  // tokens of the text in each window
+  const std::int64_t windows = static_cast<std::int64_t>(ids.size()) / body;
+  if (windows < 1)
+    fail(Errc::InvalidArgument, "{}: the text has {} tokens, fewer than one calibration text of {}", label, ids.size(),
+         body);
+  const std::int64_t count = std::min(windows, std::max<std::int64_t>(maxTexts, 1));
+  std::vector<std::vector<std::int32_t>> texts;
+  for (std::int64_t k = 0; k < count; ++k) {
+    const std::int64_t w = k * windows / count;  // evenly over the text's windows
+    std::vector<std::int32_t> t;
+    if (bos) t.push_back(*bos);
+    t.insert(t.end(), ids.begin() + w * body, ids.begin() + (w + 1) * body);
+    texts.push_back(std::move(t));
+  }
+  return texts;
 }
 
 Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options) {

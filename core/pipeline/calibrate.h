@@ -25,6 +25,9 @@ struct CalibrationOptions {
   std::int64_t sequences = 32;  // texts the model writes
   std::int64_t length = 0;      // tokens each (the first is BOS); 0: 512, or the model's context if shorter
   std::uint64_t seed = 1;
+  // Non-empty: these texts (token ids, each of 2 to the context's tokens; e.g. cut from the user's own text by
+  // textCalibrationTexts) instead of writing any; sequences and length then do not apply.
+  std::vector<std::vector<std::int32_t>> texts;
   // Whose inputs the statistics describe (docs/QUALITY.md, "Whose inputs"):
   // - Original: the original model's; one pass of the texts per block.
   // - Compressed: the compressed model's, as far as it is built: each weight's statistics are gathered with every
@@ -111,6 +114,14 @@ Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const Cal
 // without statistics; `--allocation measured` without `--calibration self`. Errors as SelfCalibration's.
 std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source, ThreadPool& pool,
                                                       const CalibrationOptions& options);
+
+// `compress --calibration-text FILE`: calibration texts cut from a text instead of written by the model. The text
+// is tokenized without special tokens and cut into consecutive windows of length - 1 tokens, each after the BOS
+// token (length tokens without one); at most maxTexts windows, spread evenly over the text when it holds more.
+// Error(InvalidArgument) naming `label` when not one window fits.
+std::vector<std::vector<std::int32_t>> cutCalibrationTexts(const std::vector<std::int32_t>& ids, std::int64_t length,
+                                                           std::int64_t maxTexts, std::optional<std::int32_t> bos,
+                                                           const std::string& label);
 
 // The order in which error feedback sees a block's weights: 0 q/k/v (the block's input), 1 o, 2 gate/up (the MLP's
 // input; MoE router and experts' w1/w3), 3 down (w2). Compressing a block's weights in this order lets each see

@@ -5,12 +5,14 @@
 #include "common/numerics.h"
 #include "common/regex.h"
 #include "common/thread_pool.h"
+#include "common/mapped_file.h"
 #include "format/eqz.h"
 #include "format/safetensors.h"
 #include "quant/baseline.h"
 #include "quant/error_feedback.h"
 #include "quant/row_scale_search.h"
 #include "pipeline/sensitivity.h"
+#include "text/tokenizer.h"
 
 #include <fmt/ranges.h>
 
@@ -50,6 +52,44 @@ std::string_view allocationName(CompressOptions::Allocation a) {
   }
 }
 
+std::string_view calibrationName(const CompressOptions& o) {
+  if (o.method != "entquant" || !o.scalesFile.empty()) return "none";
+  switch (o.calibration) {
+    case CompressOptions::Calibration::Self: return "self";
+    case CompressOptions::Calibration::Text: return "text";
+    default: return "none";
+  }
+}
+
+// --calibration-text: the file's text cut into calibration texts with the model's own tokenizer.
+std::vector<std::vector<std::int32_t>> textCalibration(const ModelSource& source, const CompressOptions& o) {
+  const std::string file = o.calibrationFile.string();
+  std::string text;
+  try {
+    const MappedFile f(o.calibrationFile);
+    const auto bytes = f.bytes();
+    text.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  } catch (const Error& e) {
+    throw e.withContext("--calibration-text");
+  }
+  const std::filesystem::path tokenizer = source.root() / "tokenizer.json";
+  if (!std::filesystem::exists(tokenizer))
+    fail(Errc::NotFound, "{}: no tokenizer.json; --calibration-text needs the model's tokenizer", source.input().string());
+  const text::Tokenizer tok = text::Tokenizer::fromFile(tokenizer);
+  std::vector<std::int32_t> ids;
+  try {
+    ids = tok.encode(text, false);
+  } catch (const Error& e) {
+    throw e.withContext(file);
+  }
+  const auto& cfg = source.config();
+  std::int64_t length = o.calibrationOptions.length;
+  if (length == 0) length = cfg && cfg->maxPositions > 1 ? std::min<std::int64_t>(512, cfg->maxPositions) : 512;
+  std::optional<std::int32_t> bos;
+  if (cfg && cfg->bosTokenId) bos = static_cast<std::int32_t>(*cfg->bosTokenId);
+  return cutCalibrationTexts(ids, length, o.calibrationOptions.sequences, bos, file);
+}
+
 std::string objectiveLabel(const CompressOptions& o) {
   return o.scalesFile.empty() ? std::string(quant::objectiveName(o.objective)) : "given-scales";
 }
@@ -63,11 +103,12 @@ nlohmann::json settingsJson(const CompressOptions& o, const std::string& calibra
           {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
           {"allocation", std::string(allocationName(o.allocation))},
           {"objective", objectiveLabel(o)},
-          {"calibration", o.calibration == CompressOptions::Calibration::Self && o.scalesFile.empty() ? "self" : "none"},
+          {"calibration", std::string(calibrationName(o))},
           {"value", o.target.value},
           {"layer_bits", rules},
           {"segment_symbols", o.segmentSymbols}};
   if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
+  if (calibrationName(o) == "text") j["calibration_file"] = o.calibrationFile.string();
   return j;
 }
 
@@ -280,10 +321,11 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
   ThreadPool pool(o.threads);
   const CompressProgress* current = nullptr;  // the tensor being compressed, for the calibration's passes
-  const bool calibrate = entquant && !given && o.calibration == CompressOptions::Calibration::Self;
+  const bool calibrate = entquant && !given && o.calibration != CompressOptions::Calibration::None;
   std::unique_ptr<SelfCalibration> cal;
   if (calibrate) {
     CalibrationOptions co = o.calibrationOptions;
+    if (o.calibration == CompressOptions::Calibration::Text) co.texts = textCalibration(source, o);
     co.keepGoing = o.keepGoing;
     co.progress = [&](std::int64_t done, std::int64_t total) {
       if (!o.progress) return;
@@ -307,7 +349,8 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       cal = std::make_unique<SelfCalibration>(source, pool, co);
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext("--calibration self");
+      throw e.withContext(o.calibration == CompressOptions::Calibration::Text ? "--calibration-text"
+                                                                                : "--calibration self");
     }
   }
   // The statistics of a block's weight, gathered as the texts move through the blocks (pipeline/calibrate.h).
@@ -317,7 +360,8 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       return cal->gram(name);
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext("--calibration self");
+      throw e.withContext(o.calibration == CompressOptions::Calibration::Text ? "--calibration-text"
+                                                                                : "--calibration self");
     }
   };
   std::shared_ptr<const quant::InputGram> factoredGram;  // the input statistics `factored` belongs to
@@ -375,7 +419,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   CompressSummary sum;
   sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
   sum.objective = entquant ? objectiveLabel(o) : "";
-  sum.calibration = calibrate ? "self" : "none";
+  sum.calibration = calibrate ? std::string(calibrationName(o)) : "none";
   if (cal) {
     sum.calibrationTokens = cal->tokens();
     sum.calibrationInputs = std::string(calibrationInputsName(cal->inputs()));
@@ -585,7 +629,7 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"input_bytes", s.inputBytes},
                            {"output_bytes", s.outputBytes},
                            {"seconds", s.seconds}};
-  if (s.calibration == "self") {
+  if (s.calibration != "none") {
     j["calibration_tokens"] = s.calibrationTokens;
     j["calibration_seconds"] = s.calibrationSeconds;
     j["calibration_inputs"] = s.calibrationInputs;

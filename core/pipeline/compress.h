@@ -59,7 +59,11 @@ struct CompressOptions {
   // "self": calibrate on text the model writes itself (pipeline/calibrate.h; the engine must support the
   // architecture) and choose each layer's codes by error feedback against its input statistics, at the same scales
   // objective, allocation and bits. "none": the nearest codes, no model run.
-  enum class Calibration { None, Self } calibration = Calibration::None;
+  // "text": the same, on windows cut from calibrationFile (a UTF-8 text of the user's, tokenized with the model's
+  // tokenizer.json; pipeline/calibrate.h cutCalibrationTexts: calibrationOptions.sequences windows at most, of
+  // calibrationOptions.length tokens) instead of text the model writes.
+  enum class Calibration { None, Self, Text } calibration = Calibration::None;
+  std::filesystem::path calibrationFile;
   CalibrationOptions calibrationOptions;  // texts, their length, seed, memory budget (callbacks are set here)
   // Given log2 row scales instead of a search: a safetensors file with, for every compressed weight, a tensor of
   // the same name, F32 or BF16, shape [rows] (or the weight's shape without its last dimension); row r uses the

@@ -1,4 +1,5 @@
 #include "quant/error_feedback.h"
+#include "quant/ecsq.h"
 
 #include "common/error.h"
 #include "common/thread_pool.h"
@@ -218,6 +219,7 @@ ErrorFeedback ErrorFeedback::factor(const InputGram& gram, double damp, ThreadPo
   mean /= static_cast<double>(n);
   ErrorFeedback ef;
   ef.n_ = n;
+  ef.meanDiag_ = mean;
   ef.perm_.resize(static_cast<std::size_t>(n));
   std::iota(ef.perm_.begin(), ef.perm_.end(), 0);
   std::stable_sort(ef.perm_.begin(), ef.perm_.end(), [&](auto a, auto b) { return diag[a] > diag[b]; });
@@ -237,6 +239,7 @@ ErrorFeedback ErrorFeedback::factor(const InputGram& gram, double damp, ThreadPo
       if (damp >= 1) fail(Errc::InvalidArgument, "input statistics are not positive definite even with damping 1");
       continue;
     }
+    ef.meanDiag_ = mean * (1 + damp);
     // Column c of L^-1 by forward substitution, x[i] = -(L[i][c..i) . x[c..i)) / L[i][i]; it is column n-1-c of U
     // read backwards: U[n-1-i][n-1-c] = x[i]. Eight columns at a time, so each row of L is read once for all eight.
     constexpr std::int64_t kCols = 8;
@@ -264,7 +267,13 @@ void ErrorFeedback::quantizeRow(CodeFormat f, const float* w, std::uint16_t scal
 
 void ErrorFeedback::quantizeRows(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales,
                                  std::uint8_t* codes, float* x) const {
+  quantizeRowsRdo(f, w, rows, scales, nullptr, 0, codes, x);
+}
+
+void ErrorFeedback::quantizeRowsRdo(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales,
+                                    const double* len, double mu, std::uint8_t* codes, float* x) const {
   const std::int64_t n = n_;
+  const bool rdo = len && mu > 0;
   std::vector<float> s(static_cast<std::size_t>(rows)), e(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
     s[r] = bf16ToF32(scales[r]);
@@ -273,10 +282,26 @@ void ErrorFeedback::quantizeRows(CodeFormat f, const float* w, std::int64_t rows
   for (std::int64_t i = 0; i < n; ++i) {
     const float* ui = u_.data() + i * n;  // read once for all the rows
     const std::int64_t col = perm_[static_cast<std::size_t>(i)];
+    // the output error per squared weight error of this column, over mean(diag H)
+    const double weight = rdo ? 1.0 / (static_cast<double>(ui[i]) * ui[i] * meanDiag_) : 0.0;
     for (std::int64_t r = 0; r < rows; ++r) {
-      const std::uint8_t q = quantizeOne(f, x[r * n + i], s[r]);
+      const float xi = x[r * n + i];
+      std::uint8_t q = quantizeOne(f, xi, s[r]);
+      if (rdo && q != 0) {
+        auto cost = [&](std::uint8_t c) {
+          const double d = static_cast<double>(bf16ToF32(dequantizeOne(f, c, s[r]))) - xi;
+          return d * d * weight + mu * len[c];
+        };
+        double best = cost(q);
+        const std::uint8_t q1 = codeTowardZero(f, q);
+        if (const double c1 = cost(q1); c1 < best) {
+          best = c1;
+          q = q1;
+        }
+        if (q != 0 && cost(0) < best) q = 0;
+      }
       codes[r * n + col] = q;
-      e[r] = (x[r * n + i] - bf16ToF32(dequantizeOne(f, q, s[r]))) / ui[i];
+      e[r] = (xi - bf16ToF32(dequantizeOne(f, q, s[r]))) / ui[i];
     }
     for (std::int64_t r = 0; r < rows; ++r) {
       float* xr = x + r * n;

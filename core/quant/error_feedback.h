@@ -60,11 +60,19 @@ class ErrorFeedback {
   // codes, with each row of U read once for all of them.
   void quantizeRows(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales, std::uint8_t* codes,
                     float* scratch) const;
+  // Rate-aware (`--objective ecsq-rdo` with calibration): as quantizeRows, but each column may take, instead of its
+  // nearest code, the code next to it toward zero or zero, where that costs less in output error plus mu x code
+  // length (len[q] bits): the output error of a choice is its weight error squared over U[i][i]^2 x mean(diag H),
+  // so that mu has ECSQ's units of squared weight error per bit whatever the inputs' scale (for H = c I it is
+  // rdoQuantizeRow's rule). The feedback then spreads the error of whichever code was taken.
+  void quantizeRowsRdo(CodeFormat f, const float* w, std::int64_t rows, const std::uint16_t* scales,
+                       const double* len, double mu, std::uint8_t* codes, float* scratch) const;
 
  private:
   std::int64_t n_ = 0;
   std::vector<std::int32_t> perm_;  // coding order
   std::vector<float> u_;            // n x n, row-major, upper triangle used
+  double meanDiag_ = 1;             // mean(diag H) after damping
 };
 
 }  // namespace eq::quant

@@ -11,6 +11,7 @@
 #include <map>
 #include <cmath>
 #include <mutex>
+#include <numeric>
 #include <optional>
 
 namespace eq::quant {
@@ -468,19 +469,23 @@ QuantizedTensor quantizeOnce(const MatrixView& m, const QuantizeOptions& o, Thre
 
   // Final pass: codes and error statistics at the chosen scales.
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(m.numel()));
-  std::mutex mu;
-  double errL1 = 0, errL2 = 0;
+  // each row's errors, summed in row order afterwards: the same totals whatever order the threads finish in
+  std::vector<double> rowL1(static_cast<std::size_t>(m.rows)), rowL2(static_cast<std::size_t>(m.rows));
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
     // The block's rows (all of them at once for error feedback, which codes them together; else one at a time).
     const std::int64_t held = o.errorFeedback ? r1 - r0 : 1;
     std::vector<float> wb(static_cast<std::size_t>(held * m.cols)), scratch(o.errorFeedback ? wb.size() : 0);
     if (o.errorFeedback) {
       for (std::int64_t r = r0; r < r1; ++r) m.row(r, wb.data() + (r - r0) * m.cols);
-      o.errorFeedback->quantizeRows(o.format, wb.data(), r1 - r0, t.scales.data() + r0, codes.data() + r0 * m.cols,
-                                    scratch.data());
+      if (rdo && rdo->mu > 0)
+        o.errorFeedback->quantizeRowsRdo(o.format, wb.data(), r1 - r0, t.scales.data() + r0, rdo->len.data(), rdo->mu,
+                                         codes.data() + r0 * m.cols, scratch.data());
+      else
+        o.errorFeedback->quantizeRows(o.format, wb.data(), r1 - r0, t.scales.data() + r0, codes.data() + r0 * m.cols,
+                                      scratch.data());
     }
-    double e1 = 0, e2 = 0;
     for (std::int64_t r = r0; r < r1; ++r) {
+      double e1 = 0, e2 = 0;
       std::uint8_t* q = codes.data() + r * m.cols;
       const float* w = wb.data() + (o.errorFeedback ? (r - r0) * m.cols : 0);
       std::uint16_t s = t.scales[static_cast<std::size_t>(r)];
@@ -493,7 +498,7 @@ QuantizedTensor quantizeOnce(const MatrixView& m, const QuantizeOptions& o, Thre
           quantizeRow(o.format, w, m.cols, s, q);
         }
       }
-      if (rdo) {
+      if (rdo && !o.errorFeedback) {  // with feedback the later columns make up for the shrink
         s = unbiasedScale(o.format, w, q, m.cols, s);
         t.scales[static_cast<std::size_t>(r)] = s;
       }
@@ -503,11 +508,12 @@ QuantizedTensor quantizeOnce(const MatrixView& m, const QuantizeOptions& o, Thre
         e1 += std::fabs(d);
         e2 += d * d;
       }
+      rowL1[static_cast<std::size_t>(r)] = e1;
+      rowL2[static_cast<std::size_t>(r)] = e2;
     }
-    std::lock_guard lock(mu);
-    errL1 += e1;
-    errL2 += e2;
   });
+  const double errL1 = std::accumulate(rowL1.begin(), rowL1.end(), 0.0);
+  const double errL2 = std::accumulate(rowL2.begin(), rowL2.end(), 0.0);
   const auto counts = codec::countSymbols(codes);
   const auto table = codec::FrequencyTable::normalize(counts);
   t.stream = codec::ransEncode(codes, table, codec::chooseSegmentSymbols(static_cast<std::uint64_t>(m.cols), o.segmentSymbols), &pool);
