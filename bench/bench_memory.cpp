@@ -2,9 +2,10 @@
 // flight, and the time it takes. Writes a Llama-shaped folder of LLM-like bf16 weights (LAYERS x 7 matrices of
 // hidden x inter), or takes a given model (--model), then runs the CLI once per variant (`default`: `--bits B` alone;
 // or OBJECTIVE/ALLOCATION; a `+self` suffix adds `--calibration self`, `+self-original`, `+self-compressed` and `+self-shift` also
-// `--calibration-inputs original|compressed|shift`) and reads each run's peak RSS from wait4().
+// `--calibration-inputs original|compressed|shift`; `+text` (and `+text-original` ...) `--calibration-text FILE`)
+// and reads each run's peak RSS from wait4().
 // Usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] [--bits B]
-//                     [--variants default,paper/uniform,default+self,...]
+//                     [--variants default,paper/uniform,default+self,...] [--calibration-text FILE]
 #include "format/archive.h"
 #include "format/safetensors_writer.h"
 #include "synthetic.h"
@@ -27,7 +28,7 @@ extern char** environ;
 using namespace eq;
 
 int main(int argc, char** argv) {
-  std::string cli, variants = "default,paper/uniform", given, bits = "3";
+  std::string cli, variants = "default,paper/uniform", given, bits = "3", calibrationText;
   int layers = 8, hidden = 2048, inter = 5632;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -35,13 +36,15 @@ int main(int argc, char** argv) {
     else if (a == "--variants") variants = argv[i + 1];
     else if (a == "--model") given = argv[i + 1];
     else if (a == "--bits") bits = argv[i + 1];
+    else if (a == "--calibration-text") calibrationText = argv[i + 1];
     else if (a == "--layers") layers = std::stoi(argv[i + 1]);
     else if (a == "--hidden") hidden = std::stoi(argv[i + 1]);
     else if (a == "--inter") inter = std::stoi(argv[i + 1]);
   }
   if (cli.empty())
     return fmt::print(stderr, "usage: bench_memory --cli PATH [--model DIR | --layers N --hidden H --inter I] "
-                              "[--bits B] [--variants default,OBJECTIVE/ALLOCATION,VARIANT+self[-original|-compressed|-shift],...]\n"), 2;
+                              "[--bits B] [--variants default,OBJECTIVE/ALLOCATION,VARIANT+self|text[-original|-compressed|-shift],...] "
+                              "[--calibration-text FILE]\n"), 2;
   TempDir dir("eq-bench-memory");
   std::uint64_t total = 0, largest = 0;
   std::string model = dir.path().string();
@@ -84,13 +87,19 @@ int main(int argc, char** argv) {
     std::vector<std::string> argStrings{cli, "compress", model, "-o", out, "--quiet", "--json", "--bits", bits};
     std::string v = variant;
     for (const char* inputs : {"original", "compressed", "shift"})  // +self-original etc.: --calibration-inputs
-      if (v.ends_with(std::string("+self-") + inputs)) {
-        v.resize(v.size() - 6 - std::strlen(inputs));
-        argStrings.insert(argStrings.end(), {"--calibration", "self", "--calibration-inputs", inputs});
-      }
+      for (const char* kind : {"self", "text"})
+        if (v.ends_with(fmt::format("+{}-{}", kind, inputs))) {
+          v.resize(v.size() - 2 - std::strlen(kind) - std::strlen(inputs));
+          argStrings.insert(argStrings.end(), {"--calibration-inputs", inputs});
+          v += fmt::format("+{}", kind);
+        }
     if (v.ends_with("+self")) {
       v.resize(v.size() - 5);
       argStrings.insert(argStrings.end(), {"--calibration", "self"});
+    } else if (v.ends_with("+text")) {
+      if (calibrationText.empty()) return fmt::print(stderr, "variant \"{}\" needs --calibration-text FILE\n", variant), 2;
+      v.resize(v.size() - 5);
+      argStrings.insert(argStrings.end(), {"--calibration-text", calibrationText});
     }
     if (v != "default") {
       const auto slash = v.find('/');

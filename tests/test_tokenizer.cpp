@@ -5,6 +5,8 @@
 #include "test_util.h"
 #include "text/tokenizer.h"
 
+#include <algorithm>
+
 using namespace eq;
 using namespace eq::text;
 
@@ -41,6 +43,34 @@ class TestTokenizer : public QObject {
     const auto strings = Tokenizer::fromJson(j, "s");
     const std::string text = "The quick brown fox, 1234 times: naïve!";
     QCOMPARE(strings.encode(text), arrays.encode(text));
+  }
+
+  // Added tokens are matched leftmost-longest (as HF's Aho-Corasick), whatever their order in the file.
+  void longestAddedTokenWins() {
+    auto j = eqtest::readJson(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json");
+    const std::int32_t base = static_cast<std::int32_t>(Tokenizer::fromJson(j, "g").vocabSize()) + 100;
+    j["added_tokens"].push_back({{"id", base}, {"content", "<x>"}, {"special", true}});
+    j["added_tokens"].push_back({{"id", base + 1}, {"content", "<x>y"}, {"special", true}});
+    const auto tok = Tokenizer::fromJson(j, "g");
+    auto has = [](const std::vector<std::int32_t>& ids, std::int32_t id) {
+      return std::find(ids.begin(), ids.end(), id) != ids.end();
+    };
+    const auto longer = tok.encode("a<x>yb", false), shorter = tok.encode("a<x>b", false);
+    QVERIFY(has(longer, base + 1) && !has(longer, base));
+    QVERIFY(has(shorter, base) && !has(shorter, base + 1));
+  }
+
+  // A long text (a megabyte of lines) splits exactly as its lines do one by one: the pre-tokenizer's regex walks the
+  // text once (it used to re-check the whole text's UTF-8 at every match: minutes for a megabyte).
+  void longTextsSplitLikeTheirLines() {
+    const auto tok = Tokenizer::fromFile(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json");
+    const std::string line = "The naïve fox, 1234 times: \u00e9t\u00e9!\n";
+    std::string text;
+    while (text.size() < (1u << 20)) text += line;
+    const auto one = tok.encode(line, false);
+    std::vector<std::int32_t> expected;
+    for (std::size_t k = 0; k < text.size() / line.size(); ++k) expected.insert(expected.end(), one.begin(), one.end());
+    QCOMPARE(tok.encode(text, false), expected);
   }
 
   void errors() {

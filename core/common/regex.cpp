@@ -41,8 +41,11 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::findAll(std::string_view
   std::vector<std::pair<std::size_t, std::size_t>> out;
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
   std::size_t at = 0;
+  // PCRE2 checks the whole subject for valid UTF-8 on every call; once is enough (else a long text costs O(n^2)).
+  std::uint32_t options = 0;
   while (at <= text.size()) {
-    const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), at, 0, md, nullptr);
+    const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), at, options, md, nullptr);
+    options = PCRE2_NO_UTF_CHECK;
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[1] == ov[0]) {  // empty match: step over one UTF-8 character

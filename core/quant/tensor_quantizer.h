@@ -38,7 +38,8 @@ enum class Objective : std::uint8_t {
   EcsqL1Row,   // ecsq-l1 with per-row normalized distortion: the mean over rows of each row's relative l1
   EcsqMseRow,  // ecsq-mse with per-row normalized distortion: the mean over rows of each row's relative MSE
   EcsqRdo,     // ecsq-mse scales, then rate-distortion optimized codes (a weight may take a cheaper code toward
-               // zero) and each row's scale refit so the row is not shrunk (sum w_hat w = sum w w)
+               // zero) and each row's scale refit so the row is not shrunk (sum w_hat w = sum w w); with error
+               // feedback the same choice inside the sweep (ErrorFeedback::quantizeRowsRdo) and no refit
 };
 std::optional<Objective> parseObjective(std::string_view name);  // one of objectiveNames()
 std::string_view objectiveName(Objective objective);

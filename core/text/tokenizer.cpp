@@ -470,12 +470,11 @@ std::vector<std::int32_t> Tokenizer::encode(const std::string& text, bool addSpe
   // Added tokens are found in the raw text first (leftmost, longest); the text between them is encoded normally.
   std::size_t at = 0, plainStart = 0;
   while (at < text.size()) {
-    const Impl::Added* hit = nullptr;
+    const Impl::Added* hit = nullptr;  // the longest that starts here
     for (const auto& a : m.added)
-      if (!a.content.empty() && text.compare(at, a.content.size(), a.content) == 0) {
+      if (!a.content.empty() && (!hit || a.content.size() > hit->content.size()) &&
+          text.compare(at, a.content.size(), a.content) == 0)
         hit = &a;
-        break;
-      }
     if (!hit) {
       ++at;
       continue;
