@@ -18,6 +18,7 @@
 #include "quant/ecsq.h"
 #include "quant/error_feedback.h"
 #include "quant/tensor_quantizer.h"
+#include "text/tokenizer.h"
 #include "test_util.h"
 
 #include <QtTest/QtTest>
@@ -160,6 +161,13 @@ std::uint16_t absmaxScale(CodeFormat f, const std::vector<float>& w, float divis
   return f32ToBf16(m / (f == CodeFormat::Fp8E4M3 ? 448.0f : 127.0f) * divisor);
 }
 
+// A tokenizer.json of 256 ids: every byte falls back to <0xNN>, id = the byte.
+nlohmann::json byteTokenizer() {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = b;
+  return {{"version", "1.0"}, {"added_tokens", nlohmann::json::array()},
+          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}, {"byte_fallback", true}}}};
+}
 }  // namespace
 
 class TestCalibration : public QObject {
@@ -949,6 +957,31 @@ class TestCalibration : public QObject {
                     "t.txt: the text has 100 tokens, fewer than one calibration text of 101");
   }
 
+  // A text longer than wholeBytes is not tokenized whole: one window from each of maxTexts equal parts, from the
+  // part's first line start; a shorter one is cut from all its tokens.
+  void calibrationTextsOfLongText() {
+    const auto tok = text::Tokenizer::fromJson(byteTokenizer(), "bytes");
+    std::string text;
+    for (int i = 0; text.size() < 30000; ++i) text += fmt::format("line {:05} of the calibration text\n", i);
+    std::vector<std::int32_t> all(text.begin(), text.end());
+    using Texts = std::vector<std::vector<std::int32_t>>;
+    QCOMPARE(calibrationTextsOf(text, tok, 65, 3, 1, "c.txt"), cutCalibrationTexts(all, 65, 3, 1, "c.txt"));
+    Texts expected;
+    for (std::size_t k = 0; k < 3; ++k) {
+      std::size_t start = k * text.size() / 3;
+      if (k > 0) start = text.find('\n', start) + 1;
+      std::vector<std::int32_t> t{1};
+      t.insert(t.end(), text.begin() + static_cast<long>(start), text.begin() + static_cast<long>(start) + 64);
+      expected.push_back(t);
+    }
+    QCOMPARE(calibrationTextsOf(text, tok, 65, 3, 1, "c.txt", 1000), expected);
+    QCOMPARE(expected[1][1], std::int32_t('l'));  // a line start
+    EQ_EXPECT_ERROR(calibrationTextsOf(text, tok, 20000, 3, 1, "c.txt", 1000), Errc::InvalidArgument,
+                    "c.txt: no part of the text holds a calibration text of 19999 tokens");
+    EQ_EXPECT_ERROR(calibrationTextsOf("\xff" + text, tok, 65, 3, 1, "c.txt", 1000), Errc::InvalidArgument,
+                    "c.txt: text is not valid UTF-8 (at byte 0)");
+  }
+
   // compress --calibration-text: the model's tokenizer cuts the file; the summary, JSON and the file's settings say
   // so; a missing file, a model without a tokenizer and a text too short are clear errors, and nothing is written.
   void compressWithTextCalibration() {
@@ -957,11 +990,7 @@ class TestCalibration : public QObject {
     fs::create_directories(dir);
     for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kTinyLlama / f, dir / f);
     const auto srcNoTok = ModelSource::open(dir);
-    nlohmann::json vocab = nlohmann::json::object();
-    for (int b = 0; b < 256; ++b) vocab[fmt::format("<0x{:02X}>", b)] = b;
-    const nlohmann::json tok{{"version", "1.0"}, {"added_tokens", nlohmann::json::array()},
-                             {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()},
-                                        {"byte_fallback", true}}}};
+    const nlohmann::json tok = byteTokenizer();
     const fs::path text = tmp_->path() / "calib.txt";
     std::string body;
     for (int i = 0; i < 40; ++i) body += "The quick brown fox jumps over the lazy dog. ";

@@ -370,6 +370,51 @@ std::vector<std::vector<std::int32_t>> cutCalibrationTexts(const std::vector<std
   return texts;
 }
 
+std::vector<std::vector<std::int32_t>> calibrationTextsOf(std::string_view text, const text::Tokenizer& tokenizer,
+                                                          std::int64_t length, std::int64_t maxTexts,
+                                                          std::optional<std::int32_t> bos, const std::string& label,
+                                                          std::size_t wholeBytes) {
+  auto encode = [&](std::string_view piece) {
+    try {
+      return tokenizer.encode(std::string(piece), false);
+    } catch (const Error& e) {
+      throw e.withContext(label);
+    }
+  };
+  if (text.size() <= wholeBytes) return cutCalibrationTexts(encode(text), length, maxTexts, bos, label);
+  if (length < 2) fail(Errc::InvalidArgument, "calibration texts need at least 2 tokens");
+  const std::int64_t body = bos ? length - 1 : length;
+  const std::size_t parts = static_cast<std::size_t>(std::max<std::int64_t>(maxTexts, 1));
+  auto boundary = [&](std::size_t at) {  // back to the start of a UTF-8 character
+    while (at > 0 && at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) --at;
+    return at;
+  };
+  std::vector<std::vector<std::int32_t>> texts;
+  for (std::size_t k = 0; k < parts; ++k) {
+    const std::size_t end = boundary((k + 1) * text.size() / parts);
+    std::size_t start = boundary(k * text.size() / parts);
+    if (k > 0) {  // from the part's first line start, where it has one
+      const std::size_t nl = text.find('\n', start);
+      if (nl != std::string_view::npos && nl + 1 < end) start = nl + 1;
+    }
+    for (std::size_t bytes = 8 * static_cast<std::size_t>(body);; bytes *= 2) {
+      const std::size_t stop = boundary(std::min(end, start + bytes));
+      const auto ids = encode(text.substr(start, stop - start));
+      if (static_cast<std::int64_t>(ids.size()) >= body) {
+        std::vector<std::int32_t> t;
+        if (bos) t.push_back(*bos);
+        t.insert(t.end(), ids.begin(), ids.begin() + body);
+        texts.push_back(std::move(t));
+        break;
+      }
+      if (stop >= end) break;  // the part is too short for one window
+    }
+  }
+  if (texts.empty())
+    fail(Errc::InvalidArgument, "{}: no part of the text holds a calibration text of {} tokens", label, body);
+  return texts;
+}
+
 Calibration calibrateSelf(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options) {
   CalibrationOptions o = options;
   o.inputs = CalibrationOptions::Inputs::Original;

@@ -8,6 +8,7 @@
 #include "format/model_source.h"
 #include "model/causal_lm.h"
 #include "quant/error_feedback.h"
+#include "text/tokenizer.h"
 
 #include <cstdint>
 #include <functional>
@@ -122,6 +123,15 @@ std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source,
 std::vector<std::vector<std::int32_t>> cutCalibrationTexts(const std::vector<std::int32_t>& ids, std::int64_t length,
                                                            std::int64_t maxTexts, std::optional<std::int32_t> bos,
                                                            const std::string& label);
+
+// The calibration texts of a user's text: cutCalibrationTexts over all its tokens when it is at most wholeBytes
+// long. A longer text is not tokenized whole: it is split into maxTexts equal parts and each gives one window, from
+// an excerpt that starts at the part's first line start (tokenized alone, grown until it holds a window); a part
+// too short for one gives none. Errors as cutCalibrationTexts's, and Error(InvalidArgument) for invalid UTF-8.
+std::vector<std::vector<std::int32_t>> calibrationTextsOf(std::string_view text, const text::Tokenizer& tokenizer,
+                                                          std::int64_t length, std::int64_t maxTexts,
+                                                          std::optional<std::int32_t> bos, const std::string& label,
+                                                          std::size_t wholeBytes = 4u << 20);
 
 // The order in which error feedback sees a block's weights: 0 q/k/v (the block's input), 1 o, 2 gate/up (the MLP's
 // input; MoE router and experts' w1/w3), 3 down (w2). Compressing a block's weights in this order lets each see

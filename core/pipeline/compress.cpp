@@ -64,11 +64,9 @@ std::string_view calibrationName(const CompressOptions& o) {
 // --calibration-text: the file's text cut into calibration texts with the model's own tokenizer.
 std::vector<std::vector<std::int32_t>> textCalibration(const ModelSource& source, const CompressOptions& o) {
   const std::string file = o.calibrationFile.string();
-  std::string text;
+  std::optional<MappedFile> f;
   try {
-    const MappedFile f(o.calibrationFile);
-    const auto bytes = f.bytes();
-    text.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    f.emplace(o.calibrationFile);
   } catch (const Error& e) {
     throw e.withContext("--calibration-text");
   }
@@ -76,18 +74,14 @@ std::vector<std::vector<std::int32_t>> textCalibration(const ModelSource& source
   if (!std::filesystem::exists(tokenizer))
     fail(Errc::NotFound, "{}: no tokenizer.json; --calibration-text needs the model's tokenizer", source.input().string());
   const text::Tokenizer tok = text::Tokenizer::fromFile(tokenizer);
-  std::vector<std::int32_t> ids;
-  try {
-    ids = tok.encode(text, false);
-  } catch (const Error& e) {
-    throw e.withContext(file);
-  }
   const auto& cfg = source.config();
   std::int64_t length = o.calibrationOptions.length;
   if (length == 0) length = cfg && cfg->maxPositions > 1 ? std::min<std::int64_t>(512, cfg->maxPositions) : 512;
   std::optional<std::int32_t> bos;
   if (cfg && cfg->bosTokenId) bos = static_cast<std::int32_t>(*cfg->bosTokenId);
-  return cutCalibrationTexts(ids, length, o.calibrationOptions.sequences, bos, file);
+  const auto bytes = f->bytes();
+  return calibrationTextsOf(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), tok, length,
+                            o.calibrationOptions.sequences, bos, file);
 }
 
 std::string objectiveLabel(const CompressOptions& o) {
