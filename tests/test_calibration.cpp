@@ -161,6 +161,13 @@ std::uint16_t absmaxScale(CodeFormat f, const std::vector<float>& w, float divis
   return f32ToBf16(m / (f == CodeFormat::Fp8E4M3 ? 448.0f : 127.0f) * divisor);
 }
 
+// A data column "format" with a row for each code format.
+void bothFormats() {
+  QTest::addColumn<CodeFormat>("format");
+  QTest::newRow("fp8") << CodeFormat::Fp8E4M3;
+  QTest::newRow("int8") << CodeFormat::Int8;
+}
+
 // A tokenizer.json of 256 ids: every byte falls back to <0xNN>, id = the byte.
 nlohmann::json byteTokenizer() {
   nlohmann::json vocab = nlohmann::json::object();
@@ -232,9 +239,7 @@ class TestCalibration : public QObject {
   }
 
   void identityGivesNearestCodes_data() {
-    QTest::addColumn<CodeFormat>("format");
-    QTest::newRow("fp8") << CodeFormat::Fp8E4M3;
-    QTest::newRow("int8") << CodeFormat::Int8;
+    bothFormats();
   }
   void identityGivesNearestCodes() {
     QFETCH(CodeFormat, format);
@@ -256,9 +261,7 @@ class TestCalibration : public QObject {
   // The rate-aware sweep: for H = c I it is rdoQuantizeRow's rule exactly (no feedback, the same weights of error
   // and bits); mu = 0 gives the plain sweep; on correlated inputs it trades output error for fewer bits.
   void rateAwareFeedback_data() {
-    QTest::addColumn<CodeFormat>("format");
-    QTest::newRow("fp8") << CodeFormat::Fp8E4M3;
-    QTest::newRow("int8") << CodeFormat::Int8;
+    bothFormats();
   }
   void rateAwareFeedback() {
     QFETCH(CodeFormat, format);

@@ -103,6 +103,25 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
   return texts;
 }
 
+// Checks the number and length of the texts to write, then opens the weights (into `weights`) and loads the model
+// for a context of that length (length 0 becomes 512, or the model's context if shorter). Error(InvalidArgument)
+// naming the source when the texts do not fit.
+std::unique_ptr<model::CausalLM> loadForTexts(const ModelSource& source, ThreadPool& pool, CalibrationOptions& o,
+                                              std::unique_ptr<model::WeightSource>& weights) {
+  if (o.sequences < 1 || o.length == 1 || o.length < 0)
+    fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
+  weights = model::WeightSource::of(source);
+  const ModelConfig& cfg = weights->config();
+  if (o.length == 0) o.length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
+  model::LoadOptions lo;
+  lo.contextLength = o.length;
+  auto lm = model::loadCausalLM(*weights, pool, lo);
+  if (lm->contextLength() < o.length)
+    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}",
+         source.input().string(), o.length, lm->contextLength());
+  return lm;
+}
+
 }  // namespace
 
 std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs) {
@@ -151,17 +170,8 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
       o_.length = std::max<std::int64_t>(o_.length, static_cast<std::int64_t>(t.size()));
     }
   }
-  if (o_.sequences < 1 || o_.length == 1 || o_.length < 0)
-    fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
-  weights_ = model::WeightSource::of(source);
+  lm_ = loadForTexts(source, pool, o_, weights_);
   const ModelConfig& cfg = weights_->config();
-  if (o_.length == 0) o_.length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
-  model::LoadOptions lo;
-  lo.contextLength = o_.length;
-  lm_ = model::loadCausalLM(*weights_, pool, lo);
-  if (lm_->contextLength() < o_.length)
-    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}", label_,
-         o_.length, lm_->contextLength());
   // The memory, known from the config: refuse before the model writes a token rather than after.
   budget_ = o_.maxBytes ? o_.maxBytes : physicalMemoryBytes() / 2;
   const std::uint64_t hiddenBytes = 4ull * static_cast<std::uint64_t>(o_.sequences) *
@@ -190,6 +200,8 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
     hidden_.push_back(lm_->embed(ids));
   }
   if (o_.inputs == CalibrationOptions::Inputs::Shift) {
+    model::LoadOptions lo;
+    lo.contextLength = o_.length;
     original_ = model::loadCausalLM(*weights_, pool, lo);
     hiddenOriginal_ = hidden_;
   }
@@ -335,17 +347,8 @@ void SelfCalibration::replace(const std::string& weight, const model::Linear& co
 std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source, ThreadPool& pool,
                                                       const CalibrationOptions& options) {
   CalibrationOptions o = options;
-  if (o.sequences < 1 || o.length == 1 || o.length < 0)
-    fail(Errc::InvalidArgument, "calibration needs at least one text of at least 2 tokens");
-  const auto weights = model::WeightSource::of(source);
-  const ModelConfig& cfg = weights->config();
-  if (o.length == 0) o.length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
-  model::LoadOptions lo;
-  lo.contextLength = o.length;
-  const auto lm = model::loadCausalLM(*weights, pool, lo);
-  if (lm->contextLength() < o.length)
-    fail(Errc::InvalidArgument, "{}: calibration texts of {} tokens exceed the model's context of {}",
-         source.input().string(), o.length, lm->contextLength());
+  std::unique_ptr<model::WeightSource> weights;
+  const auto lm = loadForTexts(source, pool, o, weights);
   return writeTexts(*weights, *lm, pool, o, 0, o.sequences * o.length);
 }
 

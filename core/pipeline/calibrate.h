@@ -27,7 +27,7 @@ struct CalibrationOptions {
   std::int64_t length = 0;      // tokens each (the first is BOS); 0: 512, or the model's context if shorter
   std::uint64_t seed = 1;
   // Non-empty: these texts (token ids, each of 2 to the context's tokens; e.g. cut from the user's own text by
-  // textCalibrationTexts) instead of writing any; sequences and length then do not apply.
+  // calibrationTextsOf) instead of writing any; sequences and length then do not apply.
   std::vector<std::vector<std::int32_t>> texts;
   // Whose inputs the statistics describe (docs/QUALITY.md, "Whose inputs"):
   // - Original: the original model's; one pass of the texts per block.

@@ -4,14 +4,14 @@
 #include "common/error.h"
 #include "common/numerics.h"
 #include "common/regex.h"
-#include "common/thread_pool.h"
 #include "common/mapped_file.h"
+#include "common/thread_pool.h"
 #include "format/eqz.h"
 #include "format/safetensors.h"
+#include "pipeline/sensitivity.h"
 #include "quant/baseline.h"
 #include "quant/error_feedback.h"
 #include "quant/row_scale_search.h"
-#include "pipeline/sensitivity.h"
 #include "text/tokenizer.h"
 
 #include <fmt/ranges.h>
@@ -316,22 +316,26 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   ThreadPool pool(o.threads);
   const CompressProgress* current = nullptr;  // the tensor being compressed, for the calibration's passes
   const bool calibrate = entquant && !given && o.calibration != CompressOptions::Calibration::None;
+  // The model writing its texts (--calibration self, --allocation measured): tokens written so far.
+  auto writingProgress = [&](std::int64_t done, std::int64_t total) {
+    if (!o.progress) return;
+    CompressProgress p;
+    p.phase = "calibrate";
+    p.index = static_cast<std::size_t>(done);
+    p.count = static_cast<std::size_t>(total);
+    p.done = done == total;
+    p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
+    o.progress(p);
+  };
+  const char* calibrationFlag =
+      o.calibration == CompressOptions::Calibration::Text ? "--calibration-text" : "--calibration self";
   std::unique_ptr<SelfCalibration> cal;
   if (calibrate) {
     CalibrationOptions co = o.calibrationOptions;
     if (o.calibration == CompressOptions::Calibration::Text) co.texts = textCalibration(source, o);
     co.keepGoing = o.keepGoing;
-    co.progress = [&](std::int64_t done, std::int64_t total) {
-      if (!o.progress) return;
-      CompressProgress p;
-      p.phase = "calibrate";
-      p.index = static_cast<std::size_t>(done);
-      p.count = static_cast<std::size_t>(total);
-      p.done = done == total;
-      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
-      o.progress(p);
-    };
+    co.progress = writingProgress;
     co.passProgress = [&](std::int64_t block, int pass, std::int64_t done, std::int64_t texts) {
       if (!o.progress || !current) return;
       CompressProgress p = *current;
@@ -343,8 +347,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       cal = std::make_unique<SelfCalibration>(source, pool, co);
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(o.calibration == CompressOptions::Calibration::Text ? "--calibration-text"
-                                                                                : "--calibration self");
+      throw e.withContext(calibrationFlag);
     }
   }
   // The statistics of a block's weight, gathered as the texts move through the blocks (pipeline/calibrate.h).
@@ -354,8 +357,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
       return cal->gram(name);
     } catch (const Error& e) {
       if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(o.calibration == CompressOptions::Calibration::Text ? "--calibration-text"
-                                                                                : "--calibration self");
+      throw e.withContext(calibrationFlag);
     }
   };
   std::shared_ptr<const quant::InputGram> factoredGram;  // the input statistics `factored` belongs to
@@ -377,17 +379,7 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
         CalibrationOptions co = o.calibrationOptions;
         co.sequences = std::min(co.sequences, kSensitivityTexts);
         co.keepGoing = o.keepGoing;
-        co.progress = [&](std::int64_t done, std::int64_t total) {
-          if (!o.progress) return;
-          CompressProgress p;
-          p.phase = "calibrate";
-          p.index = static_cast<std::size_t>(done);
-          p.count = static_cast<std::size_t>(total);
-          p.done = done == total;
-          p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-          p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
-          o.progress(p);
-        };
+        co.progress = writingProgress;
         texts = writeSelfTexts(source, pool, co);
       }
       probe = std::make_unique<SensitivityProbe>(source, pool, std::move(texts), o.keepGoing,
