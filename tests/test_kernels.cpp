@@ -195,6 +195,35 @@ class TestKernels : public QObject {
     check(*k, big, 11, 70, 300, rng, "bf16 11x70, n=300");
   }
 
+  // Matrices sharing one input (q/k/v, gate/up) in one hand-off give exactly what each gives alone: the same
+  // kernel computes every row; only how rows are grouped into tasks changes. Mixed types and sizes (a k/v-sized
+  // matrix beside a larger one), with and without bias, on every instruction set.
+  void sharedInputEqualsSeparate_data() { matchReference_data(); }
+  void sharedInputEqualsSeparate() {
+    QFETCH(int, isa);
+    const kernels::KernelSet* k = kernels::kernelSet(static_cast<KernelIsa>(isa));
+    if (!k) QSKIP("this CPU lacks the instruction set");
+    std::mt19937 rng(99);
+    for (const std::int64_t cols : {std::int64_t(64), std::int64_t(333)}) {
+      const TestMatrix a(WeightType::Fp8, 97, cols, 0, true, rng), b(WeightType::Fp8, 33, cols, 16, false, rng),
+          c(WeightType::BF16, 33, cols, 2, true, rng), d(WeightType::Int8, 5, cols, 36, false, rng);
+      const kernels::Weights w[] = {a.weights(), b.weights(), c.weights(), d.weights()};
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      std::vector<float> x(static_cast<std::size_t>(cols));
+      for (auto& v : x) v = normal(rng);
+      std::vector<std::vector<float>> shared, alone;
+      std::vector<float*> out;
+      for (const auto& wi : w) {
+        shared.emplace_back(static_cast<std::size_t>(wi.rows), NAN);
+        alone.emplace_back(static_cast<std::size_t>(wi.rows), NAN);
+        out.push_back(shared.back().data());
+        kernels::forward(*k, wi, x.data(), 1, alone.back().data(), pool_);
+      }
+      kernels::gemvShared(*k, w, std::size(w), x.data(), out.data(), pool_);
+      for (std::size_t i = 0; i < std::size(w); ++i) QCOMPARE(shared[i], alone[i]);
+    }
+  }
+
   // Linear::forward follows setKernelIsa, and every instruction set gives the same logits up to rounding.
   void linearFollowsIsa() {
     std::mt19937 rng(7);

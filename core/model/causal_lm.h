@@ -50,7 +50,10 @@ class CausalLM {
   virtual std::int64_t numLayers() const = 0;
   virtual std::int64_t hiddenSize() const = 0;
   virtual std::vector<float> embed(std::span<const std::int32_t> ids) const = 0;
-  virtual void runLayer(std::int64_t layer, float* x, std::int64_t n) = 0;
+  // stopAfterStage >= 0 (a statistics pass, calibrationStage's numbering: 0 q/k/v, 1 o, 2 gate/up, 3 down): the
+  // block stops as soon as the inputs of that stage's weights have been observed, and x is left half-way (a
+  // mixture-of-experts MLP always runs whole).
+  virtual void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage = -1) = 0;
   // The logits ([n][vocab]) of the hidden states x [n][hidden] leaving the last block: the final norm and the
   // output layer (softcapped where the model does), as forward() ends.
   virtual std::vector<float> head(const float* x, std::int64_t n) const = 0;

@@ -1,5 +1,6 @@
 #include "model/linear.h"
 
+#include "common/error.h"
 #include "common/numerics.h"
 #include "common/thread_pool.h"
 #include "model/linear_kernels.h"
@@ -148,6 +149,42 @@ void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t 
   }
 }
 
+void gemvShared(const KernelSet& k, const Weights* w, std::size_t count, const float* x, float* const* y, ThreadPool& pool) {
+  std::vector<Layout> layouts(count);
+  std::vector<AlignedFloats> slotted;
+  slotted.reserve(count);
+  std::vector<const float*> xs(count);
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    layouts[i] = k.layout(w[i]);
+    total += w[i].rows;
+    const Layout& l = layouts[i];
+    for (std::size_t j = 0; j < i && !xs[i]; ++j)
+      if (w[j].cols == w[i].cols && layouts[j].window == l.window && layouts[j].lead == l.lead &&
+          layouts[j].windows == l.windows && layouts[j].order == l.order)
+        xs[i] = xs[j];
+    if (xs[i]) continue;
+    float* d = slotted.emplace_back(l.windows * l.window).data();
+    forSlots(l, w[i].cols, 0, l.windows, [&](std::int64_t s, std::int64_t c) { d[s] = x[c]; });
+    xs[i] = d;
+  }
+  // Runs of rows as in forward's GEMV, sized by all the rows together; a run does not cross from one matrix into
+  // the next.
+  const std::int64_t perThread = (total + pool.size() - 1) / pool.size();
+  const std::int64_t perTask = std::max(k.gemvRowsPerTask, (perThread + 1) / 2);
+  struct Task {
+    std::size_t matrix;
+    std::int64_t r0, r1;
+  };
+  std::vector<Task> tasks;
+  for (std::size_t i = 0; i < count; ++i)
+    for (std::int64_t r0 = 0; r0 < w[i].rows; r0 += perTask) tasks.push_back({i, r0, std::min(w[i].rows, r0 + perTask)});
+  pool.parallelFor(tasks.size(), [&](std::size_t t) {
+    const Task& task = tasks[t];
+    k.gemv(w[task.matrix], layouts[task.matrix], task.r0, task.r1, xs[task.matrix], y[task.matrix]);
+  });
+}
+
 }  // namespace kernels
 
 // ---- Choice of kernels ----------------------------------------------------------------------------------------------
@@ -256,6 +293,21 @@ void Linear::row(std::int64_t r, float* out) const {
 
 void Linear::forward(const float* x, std::int64_t n, float* y, ThreadPool& pool) const {
   kernels::forward(*kernels::kernelSet(kernelIsa()), weightsOf(*this), x, n, y, pool);
+}
+
+void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64_t n, std::span<float* const> ys,
+                   ThreadPool& pool) {
+  if (ws.size() != ys.size()) fail(Errc::InvalidArgument, "forwardShared: {} matrices, {} outputs", ws.size(), ys.size());
+  if (n != 1 || ws.size() < 2) {
+    for (std::size_t i = 0; i < ws.size(); ++i) ws[i]->forward(x, n, ys[i], pool);
+    return;
+  }
+  std::vector<kernels::Weights> w;
+  for (const Linear* l : ws) {
+    if (l->cols != ws[0]->cols) fail(Errc::InvalidArgument, "forwardShared: matrices of {} and {} columns", ws[0]->cols, l->cols);
+    w.push_back(weightsOf(*l));
+  }
+  kernels::gemvShared(*kernels::kernelSet(kernelIsa()), w.data(), w.size(), x, ys.data(), pool);
 }
 
 Linear Linear::sliceRows(std::int64_t r0, std::int64_t r1) const {

@@ -4,6 +4,7 @@
 // activations and accumulation. The kernels come in AVX2 and AVX-512 versions, chosen at run time.
 #pragma once
 
+#include "common/aligned.h"
 #include "quant/code_format.h"
 
 #include <cstdint>
@@ -22,9 +23,10 @@ struct Linear {
   enum class Kind { F32, BF16, Codes };
   Kind kind = Kind::F32;
   std::int64_t rows = 0, cols = 0;  // out_features, in_features
-  std::vector<float> f32;
-  std::vector<std::uint16_t> bf16;
-  std::vector<std::uint8_t> codes;
+  // Storage starts on a cache line (common/aligned.h): results then do not depend on where the heap put it.
+  AlignedVector<float> f32;
+  AlignedVector<std::uint16_t> bf16;
+  AlignedVector<std::uint8_t> codes;
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   std::vector<float> scales;  // per row, Codes only
   std::vector<float> bias;    // empty when none
@@ -39,6 +41,12 @@ struct Linear {
   // Rows [r0, r1) as a matrix of their own (splits fused projections such as qkv_proj and gate_up_proj).
   Linear sliceRows(std::int64_t r0, std::int64_t r1) const;
 };
+
+// ys[i] = W_i x for matrices that share their input (q/k/v, gate/up): for one token all their rows go to the pool in
+// one hand-off (each forward is one; a decoded token has about 180 of them on a 22-layer model); for several tokens
+// the same as calling forward on each. All matrices must have the same number of columns.
+void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64_t n, std::span<float* const> ys,
+                   ThreadPool& pool);
 
 // The instruction set of Linear::forward's kernels, process-wide. Chosen at first use: the best the CPU supports,
 // or the one named by the environment variable ENTQUANT_ISA (generic, avx2 or avx512) when the CPU has it.

@@ -106,12 +106,12 @@ class LlamaFamily final : public CausalLM {
   std::int64_t numLayers() const override { return static_cast<std::int64_t>(blocks_.size()); }
   std::int64_t hiddenSize() const override { return cfg_.hiddenSize; }
 
-  void runLayer(std::int64_t layer, float* x, std::int64_t n) override {
+  void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage) override {
     if (layer < 0 || layer >= numLayers())
       fail(Errc::InvalidArgument, "layer {} is out of range (the model has {})", layer, numLayers());
     if (n > ctx_) fail(Errc::InvalidArgument, "{} tokens exceed the context length {}", n, ctx_);
     pos_ = 0;
-    runBlock(blocks_[static_cast<std::size_t>(layer)], layer, x, n);
+    runBlock(blocks_[static_cast<std::size_t>(layer)], layer, x, n, stopAfterStage);
   }
 
   void replaceWeight(const std::string& name, const Linear& w) override {
@@ -221,7 +221,8 @@ class LlamaFamily final : public CausalLM {
     return b;
   }
 
-  void runBlock(const Block& b, std::int64_t layer, float* x, std::int64_t n) {
+  // stop >= 0: return once the inputs of that calibration stage have been observed (runLayer).
+  void runBlock(const Block& b, std::int64_t layer, float* x, std::int64_t n, int stop = -1) {
     const std::int64_t h = cfg_.hiddenSize, hd = cfg_.headDim, nh = cfg_.numHeads, nkv = cfg_.numKvHeads;
     const std::int64_t qd = nh * hd, kvd = nkv * hd;
     const std::size_t xs = static_cast<std::size_t>(n * h);
@@ -229,9 +230,10 @@ class LlamaFamily final : public CausalLM {
         v(static_cast<std::size_t>(n * kvd));
     for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
     observe({&b.q.source, &b.k.source, &b.v.source}, xn.data(), n, h);
-    b.q.forward(xn.data(), n, q.data(), pool_);
-    b.k.forward(xn.data(), n, k.data(), pool_);
-    b.v.forward(xn.data(), n, v.data(), pool_);
+    if (stop == 0) return;
+    const Linear* qkv[] = {&b.q, &b.k, &b.v};
+    float* qkvOut[] = {q.data(), k.data(), v.data()};
+    forwardShared(qkv, xn.data(), n, qkvOut, pool_);
     float* kc = kCache_.data() + layer * ctx_ * kvd;
     float* vc = vCache_.data() + layer * ctx_ * kvd;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -281,6 +283,7 @@ class LlamaFamily final : public CausalLM {
     });
     std::vector<float> o(xs);
     observe({&b.o.source}, attn.data(), n, qd);
+    if (stop == 1) return;
     b.o.forward(attn.data(), n, o.data(), pool_);
     const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
     if (sandwich)
@@ -289,7 +292,7 @@ class LlamaFamily final : public CausalLM {
     const auto& ffnNorm = sandwich ? b.preFfnNorm : b.postNorm;
     for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
     if (b.experts.empty()) {
-      gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data());
+      if (!gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data(), stop)) return;
       if (sandwich)
         for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postFfnNorm.data(), h, cfg_.normEps, o.data() + i * h);
       for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
@@ -308,15 +311,21 @@ class LlamaFamily final : public CausalLM {
     return 0.5f * g * (1.0f + std::tanh(0.7978845608028654f * (g + 0.044715f * g * g * g)));
   }
 
-  // down(silu(gate(x)) * up(x)) for n tokens
-  void gatedMlp(const Linear& gate, const Linear& up, const Linear& down, const float* xn, std::int64_t n, float* out) {
+  // down(silu(gate(x)) * up(x)) for n tokens; false when it stopped after observing stage `stop`'s inputs
+  // (runBlock), out then unset.
+  bool gatedMlp(const Linear& gate, const Linear& up, const Linear& down, const float* xn, std::int64_t n, float* out,
+                int stop = -1) {
     std::vector<float> g(static_cast<std::size_t>(n * gate.rows)), u(g.size());
     observe({&gate.source, &up.source}, xn, n, gate.cols);
-    gate.forward(xn, n, g.data(), pool_);
-    up.forward(xn, n, u.data(), pool_);
+    if (stop == 2) return false;
+    const Linear* gateUp[] = {&gate, &up};
+    float* gateUpOut[] = {g.data(), u.data()};
+    forwardShared(gateUp, xn, n, gateUpOut, pool_);
     for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
     observe({&down.source}, g.data(), n, down.cols);
+    if (stop == 3) return false;
     down.forward(g.data(), n, out, pool_);
+    return true;
   }
 
   // Mixtral: softmax over the router logits, the top-k experts re-weighted to sum to 1.

@@ -31,7 +31,8 @@ Linear toLinear(std::span<const std::byte> b, DType dtype, const std::vector<std
     std::memcpy(l.bf16.data(), b.data(), b.size());
   } else {
     l.kind = Linear::Kind::F32;
-    l.f32 = toFloats(b, dtype, what);
+    const std::vector<float> f = toFloats(b, dtype, what);
+    l.f32.assign(f.begin(), f.end());
   }
   return l;
 }

@@ -217,8 +217,10 @@ std::uint64_t SelfCalibration::tokens() const {
 }
 
 // Runs block layer_ over every text: in place (the texts move on to the next block) or on a copy (statistics
-// only), observing its inputs into fresh statistics when `observe`.
-void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
+// only), observing its inputs into fresh statistics when `observe`. A copy pass may stop once the inputs of stage
+// `stopAfterStage` have been seen (the weights after it would be stale before they are asked for anyway).
+void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int stopAfterStage) {
+  if (inPlace) stopAfterStage = -1;
   const auto start = std::chrono::steady_clock::now();
   std::map<std::string, std::shared_ptr<quant::InputGram>> grams;
   std::uint64_t bytes = 0;
@@ -283,20 +285,21 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace) {
         copyOriginal = hiddenOriginal_[t];
         data = copyOriginal.data();
       }
-      original_->runLayer(layer, data, n);
+      original_->runLayer(layer, data, n, stopAfterStage);
     }
     float* data = hidden_[t].data();
     if (!inPlace) {
       copy = hidden_[t];
       data = copy.data();
     }
-    lm_->runLayer(layer, data, n);
+    lm_->runLayer(layer, data, n, stopAfterStage);
     if (o_.passProgress)
       o_.passProgress(layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size()));
   }
   passes_ = inPlace ? 0 : passes_ + 1;  // in place: the texts move on to the next block
   if (observe) {
     grams_ = std::move(grams);
+    gatheredThrough_ = stopAfterStage < 0 ? kLastStage : stopAfterStage;
     for (const auto& [name, g] : grams_) gatheredAt_[name] = static_cast<int>(replacedStages_.size());
     peakBytes_ = std::max(peakBytes_, bytes);
   }
@@ -307,6 +310,8 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
   const std::int64_t layer = blockOfWeight(weight);
   if (layer < 0 || layer >= lm_->numLayers()) return nullptr;
   const bool original = o_.inputs == CalibrationOptions::Inputs::Original;
+  const int stage = calibrationStage(weight);
+  const int passStop = o_.partialPasses ? stage : -1;  // statistics passes go as far as this weight's stage
   if (layer < gramLayer_ || (gramLayer_ < 0 && layer < layer_))
     fail(Errc::InvalidArgument, "{}: calibration statistics of \"{}\" asked for after block {}", label_, weight,
          std::max(gramLayer_, layer_));
@@ -317,19 +322,18 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
     for (; layer_ < layer; ++layer_) gather(layer_, false, true);
     // The original inputs: statistics and the next block's inputs in one pass. The compressed model's: a pass per
     // stage whose inputs changed (below), and one more to move on.
-    gather(layer_, true, original);
+    gather(layer_, true, original, original ? -1 : passStop);
     if (original) ++layer_;
     gramLayer_ = layer;
   } else if (!original) {
     // Statistics taken before a weight that feeds this one was replaced are stale (a weight the engine does not
-    // observe has none to refresh).
+    // observe has none to refresh), and a pass that stopped before this weight's stage has none.
     const auto at = gatheredAt_.find(weight);
-    const int stage = calibrationStage(weight);
-    bool stale = false;
+    bool stale = stage > gatheredThrough_;
     if (at != gatheredAt_.end())
       for (std::size_t i = static_cast<std::size_t>(at->second); !stale && i < replacedStages_.size(); ++i)
         stale = replacedStages_[i] < stage;
-    if (stale) gather(layer_, true, false);
+    if (stale) gather(layer_, true, false, passStop);
   }
   const auto it = grams_.find(weight);
   return it == grams_.end() ? nullptr : it->second;

@@ -44,6 +44,10 @@ struct CalibrationOptions {
   // Memory the statistics of one block may take (8 n^2 bytes per distinct layer input of n features); 0: half of
   // the RAM, less the texts' hidden states.
   std::uint64_t maxBytes = 0;
+  // Compressed / Shift: each statistics pass over a block stops once it has seen the inputs of the weight it is
+  // for (the weights after it are replaced before they are asked for, so their statistics would be stale); false
+  // runs the whole block every pass. The statistics are the same either way (tests compare them).
+  bool partialPasses = true;
   std::function<bool()> keepGoing;  // thread-safe (texts are written on several threads); false: Error(Cancelled)
   std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
   // Texts run through a block so far (after each text of each pass; `pass` counts the block's passes from 1), on
@@ -81,7 +85,9 @@ class SelfCalibration {
   double seconds() const { return seconds_; }           // writing the texts and running the blocks so far
 
  private:
-  void gather(std::int64_t layer, bool observe, bool inPlace);
+  void gather(std::int64_t layer, bool observe, bool inPlace, int stopAfterStage = -1);
+  static constexpr int kLastStage = 3;
+  int gatheredThrough_ = kLastStage;         // the last stage whose weights grams_ holds
   int passes_ = 0;                          // passes over block layer_ so far
   const ModelSource& source_;
   ThreadPool& pool_;
