@@ -1,6 +1,9 @@
 // tokenizer.json BPE against HF `tokenizers` (tests/data/tokenizers: GPT-2, Llama-3, Qwen2 and SentencePiece-
 // converted styles, trained on the GPU machine): ids with and without special tokens and decoded text for texts
-// with Unicode, numbers, whitespace runs, special tokens and unseen characters.
+// with Unicode, numbers, whitespace runs, special tokens and unseen characters; and variants of those four
+// (variants_golden.json): added tokens with lstrip / rstrip / single_word / normalized (Phi-3's chat tokens among
+// them), Metaspace with prepend_scheme "first", ByteLevel's prefix space, every Split behavior, Digits, a
+// post-processor Sequence and no decoder.
 #include "common/error.h"
 #include "test_util.h"
 #include "text/tokenizer.h"
@@ -12,10 +15,21 @@ using namespace eq::text;
 
 class TestTokenizer : public QObject {
   Q_OBJECT
-  nlohmann::json golden_;
+  nlohmann::json golden_, variants_;
+
+  // A variant: its base tokenizer.json with the golden's patch of top-level keys.
+  Tokenizer variant(const std::string& name) const {
+    const auto& v = variants_.at(name);
+    auto j = eqtest::readJson(eqtest::dataDir() / "tokenizers" / v["base"].get<std::string>() / "tokenizer.json");
+    for (const auto& [key, value] : v["patch"].items()) j[key] = value;
+    return Tokenizer::fromJson(j, name);
+  }
 
  private slots:
-  void initTestCase() { golden_ = eqtest::readJson(eqtest::dataDir() / "tokenizers/tokenizer_golden.json"); }
+  void initTestCase() {
+    golden_ = eqtest::readJson(eqtest::dataDir() / "tokenizers/tokenizer_golden.json");
+    variants_ = eqtest::readJson(eqtest::dataDir() / "tokenizers/variants_golden.json")["variants"];
+  }
 
   void matchesHfTokenizers_data() {
     QTest::addColumn<QString>("style");
@@ -34,6 +48,26 @@ class TestTokenizer : public QObject {
     QCOMPARE(tok.encode(text, false), c["ids_no_special"].get<std::vector<std::int32_t>>());
     QCOMPARE(eqtest::q(tok.decode(c["ids_no_special"].get<std::vector<std::int32_t>>())),
              eqtest::q(c["decoded"].get<std::string>()));
+  }
+
+  void matchesHfTokenizersVariants_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<int>("index");
+    for (const auto& [name, v] : variants_.items())
+      for (std::size_t i = 0; i < v["cases"].size(); ++i)
+        QTest::newRow(qPrintable(QString("%1 #%2").arg(eqtest::q(name)).arg(i))) << eqtest::q(name) << int(i);
+  }
+  void matchesHfTokenizersVariants() {
+    QFETCH(QString, name);
+    QFETCH(int, index);
+    const auto tok = variant(name.toStdString());
+    const auto& c = variants_[name.toStdString()]["cases"][index];
+    const std::string text = c["text"].get<std::string>();
+    const auto plain = c["ids_no_special"].get<std::vector<std::int32_t>>();
+    QCOMPARE(tok.encode(text, true), c["ids"].get<std::vector<std::int32_t>>());
+    QCOMPARE(tok.encode(text, false), plain);
+    QCOMPARE(eqtest::q(tok.decode(plain)), eqtest::q(c["decoded"].get<std::string>()));
+    QCOMPARE(eqtest::q(tok.decode(plain, true)), eqtest::q(c["decoded_skip_special"].get<std::string>()));
   }
 
   void mergesInTheOldStringSpelling() {
@@ -60,6 +94,56 @@ class TestTokenizer : public QObject {
     QVERIFY(has(shorter, base) && !has(shorter, base + 1));
   }
 
+  // HF's own unit tests of added tokens (tokenizers/src/tokenizer/added_vocabulary.rs: options_use_cases,
+  // test_single_word_is_correct, test_lstrip_unicode_space) on a byte-level vocabulary with a Lowercase normalizer:
+  // the ids are the added tokens' ids and, between them, the normalized pieces' own encoding.
+  void addedTokenRulesAsHfTests_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<QString>("tokens");      // which added tokens the tokenizer has
+    QTest::addColumn<QStringList>("splits");  // "=token" for an added token, else a plain (normalized) piece
+    QTest::newRow("options") << "[CLS] My name is Anthony [SEP]" << "options"
+                             << QStringList{"=[CLS]", "=my", "=name", " is anthony ", "=[SEP]"};
+    QTest::newRow("single word") << "<mask> My name <mask> A<mask> <mask>ony <mask>" << "mask"
+                                 << QStringList{"=<mask>", " my name ", "=<mask>", " a<mask> <mask>ony ", "=<mask>"};
+    QTest::newRow("unicode word") << QString::fromUtf8("<mask>, <mask>- \u25cc\u0330<mask>") << "mask"
+                                  << QStringList{"=<mask>", ", ", "=<mask>", QString::fromUtf8("- \u25cc\u0330<mask>")};
+    QTest::newRow("unicode space") << QString::fromUtf8("Hi <mask> there\t<mask>\t<mask>\u2000") << "strip"
+                                   << QStringList{"hi", "=<mask>", "there", "=<mask>", "=<mask>"};
+  }
+  void addedTokenRulesAsHfTests() {
+    QFETCH(QString, text);
+    QFETCH(QString, tokens);
+    QFETCH(QStringList, splits);
+    auto j = eqtest::readJson(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json");
+    j["normalizer"] = {{"type", "Lowercase"}};
+    std::int32_t id = 1000;
+    auto add = [&](const char* content, bool special, bool lstrip, bool rstrip, bool single) {
+      j["added_tokens"].push_back({{"id", id++}, {"content", content}, {"special", special}, {"lstrip", lstrip}, {"rstrip", rstrip},
+                                   {"single_word", single}, {"normalized", !special}});
+    };
+    if (tokens == "options") {
+      add("my", false, true, true, false);
+      add("name", false, false, false, false);
+      add("ony", false, false, false, true);
+      add("[CLS]", true, false, false, false);
+      add("[SEP]", true, false, false, false);
+    } else {
+      add("<mask>", false, tokens == "strip", tokens == "strip", true);
+    }
+    const auto tok = Tokenizer::fromJson(j, "t");
+    const auto plain = Tokenizer::fromJson(eqtest::readJson(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json"), "p");
+    std::vector<std::int32_t> expected;
+    for (const auto& s : splits) {
+      if (s.startsWith('=')) {
+        expected.push_back(tok.tokenId(s.mid(1).toStdString()));
+      } else {
+        const auto ids = plain.encode(s.toStdString(), false);
+        expected.insert(expected.end(), ids.begin(), ids.end());
+      }
+    }
+    QCOMPARE(tok.encode(text.toStdString(), false), expected);
+  }
+
   // A long text (a megabyte of lines) splits exactly as its lines do one by one: the pre-tokenizer's regex walks the
   // text once (it used to re-check the whole text's UTF-8 at every match: minutes for a megabyte).
   void longTextsSplitLikeTheirLines() {
@@ -79,6 +163,29 @@ class TestTokenizer : public QObject {
     EQ_EXPECT_ERROR(Tokenizer::fromJson(nlohmann::json{{"model", {{"type", "Unigram"}}}}, "t.json"), Errc::Unsupported,
                     "t.json: tokenizer model \"Unigram\" is not supported (only BPE)");
     EQ_EXPECT_ERROR(Tokenizer::fromJson(nlohmann::json::array(), "t.json"), Errc::InvalidJson, "t.json: no \"model\" object");
+    // Components this build does not know are refused when the file is read, not at the first text.
+    const auto base = eqtest::readJson(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json");
+    auto with = [&](const char* key, const nlohmann::json& value) {
+      auto j = base;
+      j[key] = value;
+      return j;
+    };
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("pre_tokenizer", {{"type", "Punctuation"}}), "t.json"), Errc::Unsupported,
+                    "t.json: pre-tokenizer \"Punctuation\" is not supported");
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Sideways"}}),
+                                        "t.json"),
+                    Errc::Unsupported, "t.json: Split behavior \"Sideways\" is not supported");
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("normalizer", {{"type", "Precompiled"}}), "t.json"), Errc::Unsupported,
+                    "t.json: normalizer \"Precompiled\" is not supported");
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("decoder", {{"type", "WordPiece"}}), "t.json"), Errc::Unsupported,
+                    "t.json: decoder \"WordPiece\" is not supported");
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("post_processor", {{"type", "Foo"}}), "t.json"), Errc::Unsupported,
+                    "t.json: post-processor \"Foo\" is not supported");
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(with("post_processor", {{"type", "TemplateProcessing"},
+                                                                {"single", {{{"SpecialToken", {{"id", "<x>"}, {"type_id", 0}}}}}},
+                                                                {"special_tokens", nlohmann::json::object()}}),
+                                        "t.json"),
+                    Errc::InvalidJson, "t.json: post-processor names special token \"<x>\" it does not define");
   }
 };
 

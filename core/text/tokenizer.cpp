@@ -10,7 +10,9 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace eq::text {
 namespace {
@@ -129,6 +131,126 @@ std::string patternString(const json& p, const std::string& label) {
   fail(Errc::Unsupported, "{}: only string patterns are supported here", label);
 }
 
+// The code point starting at s[i] and its length in bytes (s valid UTF-8).
+std::pair<utf8proc_int32_t, std::size_t> codePoint(std::string_view s, std::size_t i) {
+  utf8proc_int32_t cp = 0;
+  const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                  static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
+  return {cp, n > 0 ? static_cast<std::size_t>(n) : 1};
+}
+
+// The start of the last code point of s[0, end).
+std::size_t previousCodePoint(std::string_view s, std::size_t end) {
+  std::size_t i = end - 1;
+  while (i > 0 && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) --i;
+  return i;
+}
+
+// Rust regex's \s (Unicode White_Space), which HF's added-token stripping uses.
+bool isSpace(utf8proc_int32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// Rust regex's \w: alphabetic, marks, decimal digits, connector punctuation, joiners (single_word's word test).
+bool isWordChar(utf8proc_int32_t c) {
+  if (c == 0x200C || c == 0x200D) return true;
+  switch (utf8proc_category(c)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT: case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME: case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Rust's char::is_numeric (the Digits pre-tokenizer).
+bool isNumeric(utf8proc_int32_t c) {
+  const auto cat = utf8proc_category(c);
+  return cat == UTF8PROC_CATEGORY_ND || cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO;
+}
+
+// A piece of text on its way through pre-tokenization; atStart: it begins at byte 0 of the text being encoded
+// (Metaspace's prepend_scheme "first" asks).
+struct Piece {
+  std::string text;
+  bool atStart = false;
+};
+
+// A split of a piece: [b, e) and whether the pattern matched it (HF's `find_matches` covers the whole piece).
+struct Span {
+  std::size_t b, e;
+  bool match;
+};
+
+// HF's SplitDelimiterBehavior applied to the spans of one piece; empty results are dropped as HF drops them.
+void splitPiece(const Piece& piece, std::vector<Span> spans, const std::string& behavior, std::vector<Piece>& out,
+                const std::string& label) {
+  std::vector<Span> kept;
+  bool previous = false;
+  if (behavior == "Removed") {
+    for (const auto& s : spans)
+      if (!s.match) kept.push_back(s);
+  } else if (behavior == "Isolated") {
+    kept = std::move(spans);
+  } else if (behavior == "MergedWithPrevious") {
+    for (const auto& s : spans) {
+      if (s.match && !previous && !kept.empty()) kept.back().e = s.e;
+      else kept.push_back(s);
+      previous = s.match;
+    }
+  } else if (behavior == "MergedWithNext") {
+    for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+      if (it->match && !previous && !kept.empty()) kept.back().b = it->b;
+      else kept.push_back(*it);
+      previous = it->match;
+    }
+    std::reverse(kept.begin(), kept.end());
+  } else if (behavior == "Contiguous") {
+    for (const auto& s : spans) {
+      if (s.match == previous && !kept.empty()) kept.back().e = s.e;
+      else kept.push_back(s);
+      previous = s.match;
+    }
+  } else {
+    fail(Errc::Unsupported, "{}: Split behavior \"{}\" is not supported", label, behavior);
+  }
+  for (const auto& s : kept)
+    if (s.e > s.b) out.push_back({piece.text.substr(s.b, s.e - s.b), piece.atStart && s.b == 0});
+}
+
+// The spans of a regex's matches and the gaps between them.
+std::vector<Span> regexSpans(const Regex& re, const std::string& text, bool invert) {
+  std::vector<Span> spans;
+  std::size_t last = 0;
+  for (const auto& [b, e] : re.findAll(text)) {
+    if (b > last) spans.push_back({last, b, invert});
+    spans.push_back({b, e, !invert});
+    last = e;
+  }
+  if (last < text.size()) spans.push_back({last, text.size(), invert});
+  return spans;
+}
+
+// The spans of single characters passing `pred` and the runs between them (HF's char-predicate patterns).
+template <class Pred>
+std::vector<Span> charSpans(const std::string& text, Pred pred) {
+  std::vector<Span> spans;
+  std::size_t last = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto [cp, n] = codePoint(text, i);
+    if (pred(cp)) {
+      if (i > last) spans.push_back({last, i, false});
+      spans.push_back({i, i + n, true});
+      last = i + n;
+    }
+    i += n;
+  }
+  if (last < text.size()) spans.push_back({last, text.size(), false});
+  return spans;
+}
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -140,10 +262,15 @@ struct Tokenizer::Impl {
   std::optional<std::int32_t> unk;
   struct Added {
     std::string content;
+    std::string pattern;  // what is searched for: the content, or for a normalized token its normalized form
     std::int32_t id;
-    bool special;
+    bool special, singleWord, lstrip, rstrip, normalized;
   };
-  std::vector<Added> added;  // longest first
+  std::vector<Added> added;
+  // The added tokens by the first byte of their pattern, longest first: [0] those matched in the raw text, [1] the
+  // normalized ones, matched in the normalized text.
+  std::array<std::array<std::vector<const Added*>, 256>, 2> addedByByte;
+  std::unordered_set<std::int32_t> specialIds;
   json normalizer, preTokenizer, decoder, postProcessor;
   std::vector<std::unique_ptr<Regex>> regexes;  // compiled Split patterns, in pre-tokenizer order
 
@@ -179,65 +306,69 @@ struct Tokenizer::Impl {
     fail(Errc::Unsupported, "{}: normalizer \"{}\" is not supported", label, type);
   }
 
-  // Pre-tokenization: pieces of text, each then split further or mapped to byte-level characters.
-  void preTokenize(const json& p, std::vector<std::string>& pieces, std::size_t& regexIndex) const {
+  // Pre-tokenization: pieces of text, each then split further or mapped to byte-level characters. As in HF, every
+  // step works on each piece the steps before it left, and empty pieces are dropped.
+  void preTokenize(const json& p, std::vector<Piece>& pieces, std::size_t& regexIndex) const {
     if (p.is_null()) return;
     const std::string type = p.value("type", "");
     if (type == "Sequence") {
       for (const auto& sub : p["pretokenizers"]) preTokenize(sub, pieces, regexIndex);
       return;
     }
-    if (type == "Split" || (type == "ByteLevel" && p.value("use_regex", true))) {
+    std::vector<Piece> out;
+    if (type == "Split") {
       const Regex& re = *regexes[regexIndex++];
-      const std::string behavior = type == "Split" ? p.value("behavior", "Isolated") : "Isolated";
-      if (type == "Split" && p.value("invert", false)) fail(Errc::Unsupported, "{}: inverted Split is not supported", label);
-      std::vector<std::string> out;
-      for (const auto& piece : pieces) {
-        std::size_t last = 0;
-        for (const auto& [b, e] : re.findAll(piece)) {
-          if (b > last) out.push_back(piece.substr(last, b - last));
-          if (behavior == "Isolated") out.push_back(piece.substr(b, e - b));
-          else if (behavior != "Removed") fail(Errc::Unsupported, "{}: Split behavior \"{}\" is not supported", label, behavior);
-          last = e;
-        }
-        if (last < piece.size()) out.push_back(piece.substr(last));
-      }
-      pieces.swap(out);
-    }
-    if (type == "ByteLevel") {
+      const std::string behavior = p.value("behavior", "Isolated");
+      for (const auto& piece : pieces) splitPiece(piece, regexSpans(re, piece.text, p.value("invert", false)), behavior, out, label);
+    } else if (type == "Digits") {
+      const std::string behavior = p.value("individual_digits", false) ? "Isolated" : "Contiguous";
+      for (const auto& piece : pieces) splitPiece(piece, charSpans(piece.text, isNumeric), behavior, out, label);
+    } else if (type == "ByteLevel") {
       const auto& t = byteLevel();
-      for (auto& piece : pieces) {
+      const bool prefix = p.value("add_prefix_space", false), split = p.value("use_regex", true);
+      const Regex* re = split ? regexes[regexIndex++].get() : nullptr;
+      for (auto piece : pieces) {
+        if (prefix && piece.text[0] != ' ') piece.text.insert(0, 1, ' ');
+        if (re) splitPiece(piece, regexSpans(*re, piece.text, false), "Isolated", out, label);
+        else out.push_back(std::move(piece));
+      }
+      for (auto& piece : out) {
         std::string mapped;
-        if (p.value("add_prefix_space", false) && &piece == &pieces.front() && !piece.empty() && piece[0] != ' ')
-          mapped += t.toChar[' '];
-        for (unsigned char c : piece) mapped += t.toChar[c];
-        piece = mapped;
+        for (unsigned char c : piece.text) mapped += t.toChar[c];
+        piece.text = std::move(mapped);
       }
-      return;
-    }
-    if (type == "Metaspace") {
+    } else if (type == "Metaspace") {
       const std::string rep = p.value("replacement", "\u2581");
-      const std::string scheme = p.value("prepend_scheme", "always");
-      for (auto& piece : pieces) {
-        piece = replaceAll(piece, " ", rep);
-        if (scheme != "never" && piece.compare(0, rep.size(), rep) != 0 && (scheme == "always" || &piece == &pieces.front()))
-          piece = rep + piece;
-      }
-      if (p.value("split", true)) {  // split before each replacement character
-        std::vector<std::string> out;
-        for (const auto& piece : pieces) {
-          std::size_t start = 0;
-          for (std::size_t at = piece.find(rep, rep.size()); at != std::string::npos; at = piece.find(rep, at + rep.size())) {
-            out.push_back(piece.substr(start, at - start));
-            start = at;
-          }
-          out.push_back(piece.substr(start));
+      const std::string scheme = metaspaceScheme(p);
+      const bool split = p.value("split", true);
+      for (auto piece : pieces) {
+        piece.text = replaceAll(piece.text, " ", rep);
+        if (piece.text.compare(0, rep.size(), rep) != 0 && (scheme == "always" || (scheme == "first" && piece.atStart)))
+          piece.text.insert(0, rep);
+        if (!split) {
+          out.push_back(std::move(piece));
+          continue;
         }
-        pieces.swap(out);
+        std::vector<Span> spans;  // the replacement characters and the runs between them
+        std::size_t last = 0;
+        for (std::size_t at = piece.text.find(rep); at != std::string::npos; at = piece.text.find(rep, at + rep.size())) {
+          if (at > last) spans.push_back({last, at, false});
+          spans.push_back({at, at + rep.size(), true});
+          last = at + rep.size();
+        }
+        if (last < piece.text.size()) spans.push_back({last, piece.text.size(), false});
+        splitPiece(piece, std::move(spans), "MergedWithNext", out, label);
       }
-      return;
+    } else {
+      fail(Errc::Unsupported, "{}: pre-tokenizer \"{}\" is not supported", label, type);
     }
-    if (type != "Split") fail(Errc::Unsupported, "{}: pre-tokenizer \"{}\" is not supported", label, type);
+    pieces.swap(out);
+  }
+
+  // Metaspace's prepend_scheme, or for files written before it existed, add_prefix_space.
+  static std::string metaspaceScheme(const json& p) {
+    if (p.contains("prepend_scheme")) return p["prepend_scheme"].get<std::string>();
+    return p.value("add_prefix_space", true) ? "always" : "never";
   }
 
   void bpe(const std::string& word, std::vector<std::int32_t>& ids) const {
@@ -291,12 +422,87 @@ struct Tokenizer::Impl {
     }
   }
 
-  void encodePlain(const std::string& text, std::vector<std::int32_t>& ids) const {
-    if (text.empty()) return;
-    std::vector<std::string> pieces{normalize(text, normalizer)};
+  // One piece of normalized text between added tokens: pre-tokenized, then each piece through BPE.
+  void encodePiece(Piece piece, std::vector<std::int32_t>& ids) const {
+    std::vector<Piece> pieces{std::move(piece)};
     std::size_t regexIndex = 0;
     preTokenize(preTokenizer, pieces, regexIndex);
-    for (const auto& p : pieces) bpe(p, ids);
+    for (const auto& p : pieces) bpe(p.text, ids);
+  }
+
+  // HF's AddedVocabulary::find_matches: the added tokens of set `which` (0: raw, 1: normalized) in s, leftmost-
+  // longest, honouring single_word, lstrip and rstrip. The splits cover s; token is null between tokens.
+  struct Split {
+    std::size_t b, e;
+    const Added* token;
+  };
+  std::vector<Split> findAdded(const std::string& s, int which) const {
+    std::vector<Split> out;
+    std::size_t startOffset = 0;
+    for (std::size_t at = 0; at < s.size();) {
+      const Added* hit = nullptr;
+      for (const Added* a : addedByByte[which][static_cast<unsigned char>(s[at])])
+        if (s.compare(at, a->pattern.size(), a->pattern) == 0) {
+          hit = a;  // the longest, as they are sorted
+          break;
+        }
+      if (!hit) {
+        ++at;
+        continue;
+      }
+      std::size_t start = at, stop = at + hit->pattern.size();
+      at = stop;  // the search goes on after the match itself, not after stripped whitespace (as HF's)
+      if (hit->singleWord &&
+          ((start > 0 && isWordChar(codePoint(s, previousCodePoint(s, start)).first)) ||
+           (stop < s.size() && isWordChar(codePoint(s, stop).first))))
+        continue;
+      if (hit->lstrip) {
+        std::size_t first = start;
+        while (first > 0 && isSpace(codePoint(s, previousCodePoint(s, first)).first)) first = previousCodePoint(s, first);
+        start = std::max(first, startOffset);
+      }
+      if (hit->rstrip)
+        for (auto cp = stop < s.size() ? codePoint(s, stop) : std::pair<utf8proc_int32_t, std::size_t>{0, 0};
+             stop < s.size() && isSpace(cp.first); cp = stop < s.size() ? codePoint(s, stop) : cp)
+          stop += cp.second;
+      if (startOffset < start) out.push_back({startOffset, start, nullptr});
+      out.push_back({start, stop, hit});
+      startOffset = stop;
+    }
+    if (startOffset < s.size()) out.push_back({startOffset, s.size(), nullptr});
+    return out;
+  }
+
+  // The post-processor's special tokens around ids (TemplateProcessing, Roberta/BertProcessing, ByteLevel: ids
+  // unchanged, Sequence). Also run once on no ids at load to reject a post-processor this build does not know.
+  std::vector<std::int32_t> postProcess(const json& p, std::vector<std::int32_t> ids) const {
+    if (p.is_null()) return ids;
+    const std::string type = p.value("type", "");
+    if (type == "Sequence") {
+      for (const auto& sub : p.at("processors")) ids = postProcess(sub, std::move(ids));
+      return ids;
+    }
+    if (type == "ByteLevel") return ids;  // offsets only
+    if (type == "TemplateProcessing") {
+      std::vector<std::int32_t> out;
+      for (const auto& piece : p.at("single")) {
+        if (piece.contains("Sequence")) {
+          out.insert(out.end(), ids.begin(), ids.end());
+        } else if (piece.contains("SpecialToken")) {
+          const std::string name = piece["SpecialToken"].at("id").get<std::string>();
+          const auto& st = p.at("special_tokens");
+          if (!st.contains(name)) fail(Errc::InvalidJson, "{}: post-processor names special token \"{}\" it does not define", label, name);
+          for (const auto& id : st[name].at("ids")) out.push_back(id.get<std::int32_t>());
+        }
+      }
+      return out;
+    }
+    if (type == "RobertaProcessing" || type == "BertProcessing") {
+      ids.insert(ids.begin(), p.at("cls").at(1).get<std::int32_t>());
+      ids.push_back(p.at("sep").at(1).get<std::int32_t>());
+      return ids;
+    }
+    fail(Errc::Unsupported, "{}: post-processor \"{}\" is not supported", label, type);
   }
 
   std::vector<std::string> decodeTokens(std::vector<std::string> tokens, const json& d) const {
@@ -366,13 +572,10 @@ struct Tokenizer::Impl {
       flush();
       return out;
     }
-    if (type == "Metaspace") {
+    if (type == "Metaspace") {  // as HF: every replacement character of the first token goes, unless "never"
       const std::string rep = d.value("replacement", "\u2581");
-      for (std::size_t i = 0; i < tokens.size(); ++i) {
-        tokens[i] = replaceAll(tokens[i], rep, " ");
-        if (i == 0 && d.value("prepend_scheme", "always") != "never" && !tokens[i].empty() && tokens[i][0] == ' ')
-          tokens[i].erase(0, 1);
-      }
+      const bool dropFirst = metaspaceScheme(d) != "never";
+      for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = replaceAll(tokens[i], rep, i == 0 && dropFirst ? "" : " ");
       return tokens;
     }
     fail(Errc::Unsupported, "{}: decoder \"{}\" is not supported", label, type);
@@ -384,6 +587,10 @@ struct Tokenizer::Impl {
     if (type == "Sequence") {
       for (const auto& sub : p["pretokenizers"]) compileRegexes(sub);
     } else if (type == "Split") {
+      const std::string behavior = p.value("behavior", "Isolated");
+      if (behavior != "Removed" && behavior != "Isolated" && behavior != "MergedWithPrevious" &&
+          behavior != "MergedWithNext" && behavior != "Contiguous")
+        fail(Errc::Unsupported, "{}: Split behavior \"{}\" is not supported", label, behavior);
       const auto& pat = p["pattern"];
       const std::string re = pat.contains("Regex") ? pat["Regex"].get<std::string>() : [&] {
         std::string lit, s = pat["String"].get<std::string>();  // literal: quote it
@@ -442,24 +649,51 @@ Tokenizer Tokenizer::fromJson(const json& j, const std::string& label) {
     }
     if (j.contains("added_tokens") && j["added_tokens"].is_array())
       for (const auto& a : j["added_tokens"]) {
-        m.added.push_back({a.at("content").get<std::string>(), a.at("id").get<std::int32_t>(), a.value("special", false)});
-        m.vocab[m.added.back().content] = m.added.back().id;
+        const std::string content = a.at("content").get<std::string>();
+        const bool special = a.value("special", false);
+        // HF's default: a special token is matched as written, any other in the normalized text
+        m.added.push_back({content, content, a.at("id").get<std::int32_t>(), special, a.value("single_word", false),
+                           a.value("lstrip", false), a.value("rstrip", false), a.value("normalized", !special)});
       }
   } catch (const json::exception& e) {
     fail(Errc::InvalidJson, "{}: malformed BPE model ({})", label, e.what());
   }
-  std::sort(m.added.begin(), m.added.end(), [](const auto& a, const auto& b) { return a.content.size() > b.content.size(); });
   std::int32_t maxId = -1;
   for (const auto& [tok, id] : m.vocab) maxId = std::max(maxId, id);
+  for (const auto& a : m.added) maxId = std::max(maxId, a.id);
   m.idToToken.resize(static_cast<std::size_t>(maxId + 1));
   for (const auto& [tok, id] : m.vocab)
     if (id >= 0) m.idToToken[static_cast<std::size_t>(id)] = tok;
-  auto get = [&](const char* key) { return j.contains(key) ? j[key] : json(nullptr); };
-  m.normalizer = get("normalizer");
-  m.preTokenizer = get("pre_tokenizer");
-  m.decoder = get("decoder");
-  m.postProcessor = get("post_processor");
-  m.compileRegexes(m.preTokenizer);
+  try {
+    auto get = [&](const char* key) { return j.contains(key) ? j[key] : json(nullptr); };
+    m.normalizer = get("normalizer");
+    m.preTokenizer = get("pre_tokenizer");
+    m.decoder = get("decoder");
+    m.postProcessor = get("post_processor");
+    m.compileRegexes(m.preTokenizer);
+    for (auto& a : m.added) {  // added tokens win over the model's vocabulary both ways, as in HF
+      if (a.id < 0) fail(Errc::InvalidJson, "{}: added token \"{}\" has a negative id", label, a.content);
+      if (a.normalized) a.pattern = m.normalize(a.content, m.normalizer);
+      m.vocab[a.content] = a.id;
+      // decoding hands the decoder what was matched: a normalized token's normalized form (as HF since 0.19)
+      m.idToToken[static_cast<std::size_t>(a.id)] = a.pattern;
+      if (a.special) m.specialIds.insert(a.id);
+    }
+    for (const auto& a : m.added)
+      if (!a.pattern.empty()) m.addedByByte[a.normalized ? 1 : 0][static_cast<unsigned char>(a.pattern[0])].push_back(&a);
+    for (auto& set : m.addedByByte)
+      for (auto& list : set)
+        std::stable_sort(list.begin(), list.end(), [](const auto* a, const auto* b) { return a->pattern.size() > b->pattern.size(); });
+    // Run every component once on nothing, so that one this build does not know is an error now, not at the first use.
+    std::vector<Piece> none;
+    std::size_t regexIndex = 0;
+    m.normalize("", m.normalizer);
+    m.preTokenize(m.preTokenizer, none, regexIndex);
+    m.decodeTokens({}, m.decoder);
+    m.postProcess(m.postProcessor, {});
+  } catch (const json::exception& e) {
+    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", label, e.what());
+  }
   return t;
 }
 
@@ -467,38 +701,20 @@ std::vector<std::int32_t> Tokenizer::encode(const std::string& text, bool addSpe
   const Impl& m = *impl_;
   checkUtf8(text);
   std::vector<std::int32_t> ids;
-  // Added tokens are found in the raw text first (leftmost, longest); the text between them is encoded normally.
-  std::size_t at = 0, plainStart = 0;
-  while (at < text.size()) {
-    const Impl::Added* hit = nullptr;  // the longest that starts here
-    for (const auto& a : m.added)
-      if (!a.content.empty() && (!hit || a.content.size() > hit->content.size()) &&
-          text.compare(at, a.content.size(), a.content) == 0)
-        hit = &a;
-    if (!hit) {
-      ++at;
+  // As HF's AddedVocabulary: tokens matched as written are split out of the raw text, each piece between them is
+  // normalized and the normalized tokens split out of it, and what remains is pre-tokenized and goes through BPE.
+  for (const auto& raw : m.findAdded(text, 0)) {
+    if (raw.token) {
+      ids.push_back(raw.token->id);
       continue;
     }
-    m.encodePlain(text.substr(plainStart, at - plainStart), ids);
-    ids.push_back(hit->id);
-    at += hit->content.size();
-    plainStart = at;
-  }
-  m.encodePlain(text.substr(plainStart), ids);
-  if (addSpecialTokens && !m.postProcessor.is_null() && m.postProcessor.value("type", "") == "TemplateProcessing") {
-    std::vector<std::int32_t> out;
-    for (const auto& piece : m.postProcessor["single"]) {
-      if (piece.contains("Sequence")) out.insert(out.end(), ids.begin(), ids.end());
-      else if (piece.contains("SpecialToken")) {
-        const std::string name = piece["SpecialToken"]["id"].get<std::string>();
-        const auto& st = m.postProcessor["special_tokens"];
-        if (st.contains(name))
-          for (const auto& id : st[name]["ids"]) out.push_back(id.get<std::int32_t>());
-      }
+    const std::string normalized = m.normalize(text.substr(raw.b, raw.e - raw.b), m.normalizer);
+    for (const auto& sp : m.findAdded(normalized, 1)) {
+      if (sp.token) ids.push_back(sp.token->id);
+      else m.encodePiece({normalized.substr(sp.b, sp.e - sp.b), raw.b == 0 && sp.b == 0}, ids);
     }
-    return out;
   }
-  return ids;
+  return addSpecialTokens ? m.postProcess(m.postProcessor, std::move(ids)) : ids;
 }
 
 std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skipSpecialTokens) const {
@@ -506,12 +722,14 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skipSpe
   std::vector<std::string> tokens;
   for (auto id : ids) {
     if (id < 0 || static_cast<std::size_t>(id) >= m.idToToken.size()) continue;
-    if (skipSpecialTokens &&
-        std::any_of(m.added.begin(), m.added.end(), [&](const auto& a) { return a.id == id && a.special; }))
-      continue;
+    if (skipSpecialTokens && m.specialIds.count(id)) continue;
     tokens.push_back(m.idToToken[static_cast<std::size_t>(id)]);
   }
   std::string out;
+  if (m.decoder.is_null()) {  // HF joins the tokens with spaces when there is no decoder
+    for (std::size_t i = 0; i < tokens.size(); ++i) out += (i ? " " : "") + tokens[i];
+    return out;
+  }
   for (const auto& t : m.decodeTokens(tokens, m.decoder)) out += t;
   return out;
 }

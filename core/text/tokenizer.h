@@ -1,8 +1,12 @@
-// HuggingFace tokenizer.json, BPE models: added/special tokens split out first, normalizers (NFC, NFKC, Replace,
-// Prepend, Sequence), pre-tokenizers (Split by the file's own regex through PCRE2, ByteLevel, Metaspace,
-// Sequence), BPE with merges in either spelling, ignore_merges and byte_fallback, the TemplateProcessing
-// post-processor, and decoders (ByteLevel, Metaspace, ByteFallback, Fuse, Strip, Replace, Sequence).
-// Checked against HF `tokenizers` on tokenizers of several styles (tests/data/tokenizers).
+// HuggingFace tokenizer.json, BPE models, step by step as HF's `tokenizers`: added tokens split out first (leftmost-
+// longest; those marked normalized in the normalized text; single_word, lstrip and rstrip as HF applies them),
+// normalizers (NFC, NFKC, NFD, NFKD, Lowercase, Replace, Prepend, Sequence), pre-tokenizers (Split by the file's own
+// regex through PCRE2 with every behavior and invert, ByteLevel, Metaspace with its prepend schemes, Digits,
+// Sequence), BPE with merges in either spelling, ignore_merges and byte_fallback, post-processors
+// (TemplateProcessing, RobertaProcessing, BertProcessing, ByteLevel, Sequence) and decoders (ByteLevel, Metaspace,
+// ByteFallback, Fuse, Strip, Replace, Sequence; none: tokens joined by spaces). A component this code does not know
+// is refused when the file is read. Checked against HF `tokenizers` on tokenizers of several styles and variants of
+// them (tests/data/tokenizers).
 #pragma once
 
 #include <nlohmann/json.hpp>
