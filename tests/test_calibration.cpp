@@ -450,7 +450,8 @@ class TestCalibration : public QObject {
     EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
                     kTinyLlama.string() + ": calibration texts of 1000 tokens exceed the model's context of 256");
     o.length = 8;
-    for (int after : {5, 15, 17, 20}) {  // while writing (14 checks), embedding the texts, running blocks 0 and 1
+    for (int after : {5, 8, 10, 13}) {  // while writing (7 checks: one per step of both texts), embedding the texts,
+                                         // running blocks 0 and 1
       std::atomic<int> n{0};
       o.keepGoing = [&] { return ++n < after; };
       EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::Cancelled, "calibration cancelled");

@@ -44,7 +44,7 @@ class TestInference : public QObject {
   void matchesTransformers_data() {
     QTest::addColumn<QString>("name");
     for (const char* m : {"tiny-llama", "tiny-llama-sharded", "tiny-mistral", "tiny-qwen2", "tiny-qwen3", "tiny-phi3",
-                          "tiny-mixtral", "tiny-gemma2"})
+                          "tiny-mixtral", "tiny-gemma", "tiny-gemma2"})
       QTest::newRow(m) << QString(m);
   }
   void matchesTransformers() {
@@ -176,6 +176,53 @@ class TestInference : public QObject {
     EQ_EXPECT_ERROR(lm->forward(bad), Errc::InvalidArgument, "token id 256 is outside the vocabulary (0..255)");
     EQ_EXPECT_ERROR(lm->forward(std::span(ids_).first(3), [] { return false; }), Errc::Cancelled, "generation cancelled");
     QCOMPARE(lm->position(), std::int64_t(0));  // a failed or cancelled call leaves the cache as it was
+    lm->beginBatch(2);
+    EQ_EXPECT_ERROR(lm->forwardBatch(std::span(ids_).first(3)), Errc::InvalidArgument,
+                    "a batch of 2 sequences was begun, 3 tokens were given");
+    for (int step = 0; step < 8; ++step) lm->forwardBatch(std::span(ids_).first(2));
+    EQ_EXPECT_ERROR(lm->forwardBatch(std::span(ids_).first(2)), Errc::InvalidArgument,
+                    "context full: 8 tokens in each sequence's cache");
+    EQ_EXPECT_ERROR(lm->beginBatch(0), Errc::InvalidArgument, "a batch needs at least one sequence, got 0");
+  }
+
+  // Sequences in lockstep (forwardBatch, how calibration writes its texts) get the logits each would get alone,
+  // step by step, past Gemma 2's sliding window of 32; a sequence's logits do not depend on how many share its
+  // batch (bit for bit); and the single-sequence cache is left as it was.
+  void batchedSequencesMatchSingleOnes_data() {
+    QTest::addColumn<QString>("name");
+    for (const char* m : {"tiny-llama", "tiny-qwen3", "tiny-phi3", "tiny-gemma2", "tiny-mixtral"}) QTest::newRow(m) << QString(m);
+  }
+  void batchedSequencesMatchSingleOnes() {
+    QFETCH(QString, name);
+    const auto ws = WeightSource::open(eqtest::dataDir() / "models" / name.toStdString(), pool_);
+    const auto lm = loadCausalLM(*ws, pool_);
+    const std::int64_t v = lm->vocabSize(), steps = 40, n = 3;
+    std::vector<std::vector<std::int32_t>> seqs(n);
+    for (std::int64_t b = 0; b < n; ++b)
+      for (std::int64_t t = 0; t < steps; ++t)  // not 0: the padding token, whose embedding is all zero
+        seqs[b].push_back(static_cast<std::int32_t>(1 + (b * 71 + t * 37 + t * t) % (v - 1)));
+    const auto before = lm->forward(std::span(ids_).first(5));
+    std::vector<std::vector<float>> three, two;  // per step: [n][vocab], [2][vocab]
+    lm->beginBatch(n);
+    for (std::int64_t t = 0; t < steps; ++t) {
+      std::vector<std::int32_t> step;
+      for (std::int64_t b = 0; b < n; ++b) step.push_back(seqs[b][t]);
+      three.push_back(lm->forwardBatch(step));
+    }
+    lm->beginBatch(2);
+    for (std::int64_t t = 0; t < steps; ++t) two.push_back(lm->forwardBatch(std::vector<std::int32_t>{seqs[0][t], seqs[1][t]}));
+    for (std::int64_t t = 0; t < steps; ++t)
+      QVERIFY(std::equal(two[t].begin(), two[t].end(), three[t].begin()));
+    for (std::int64_t b = 0; b < n; ++b) {
+      lm->reset();
+      for (std::int64_t t = 0; t < steps; ++t) {
+        const auto alone = lm->forward(std::span(&seqs[b][t], 1));
+        const double e = relL2(three[t].data() + b * v, alone.data(), static_cast<std::size_t>(v));
+        QVERIFY2(e < 1e-5, qPrintable(QString("sequence %1, step %2: rel L2 %3").arg(b).arg(t).arg(e)));
+      }
+    }
+    lm->reset();
+    QCOMPARE(lm->forward(std::span(ids_).first(5)), before);
   }
 };
 

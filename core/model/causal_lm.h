@@ -31,6 +31,15 @@ class CausalLM {
   // keepGoing is asked between layers; false throws Error(Cancelled) and leaves the cache as before the call.
   virtual std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing = {}) = 0;
   virtual void reset() = 0;
+  // Several independent sequences in lockstep (calibration writes its texts this way): beginBatch(n) gives n empty
+  // caches of their own (n x layers x context x 2 x kv width floats; `forward`'s cache is kept) and sets the
+  // position to 0; each forwardBatch(ids) appends ids[b] to sequence b, all at the same position, and returns
+  // the logits [n][vocab]. The weights are read once per step for all sequences (the matrix kernels' multi-token
+  // path), so writing n texts this way is much faster than one after another. Call reset() before using forward()
+  // again. Error(InvalidArgument) for a batch of another size than begun or a full context.
+  virtual void beginBatch(std::int64_t sequences) = 0;
+  virtual std::vector<float> forwardBatch(std::span<const std::int32_t> ids) = 0;
+  virtual std::uint64_t batchCacheBytes(std::int64_t sequences) const = 0;
   // Keeps the first n positions of the cache and forgets the rest (n <= position()); a chat reuses the cached
   // prefix its next prompt shares with the last one.
   virtual void truncate(std::int64_t n) = 0;

@@ -75,6 +75,36 @@ class LlamaFamily final : public CausalLM {
     return logits;
   }
 
+  std::uint64_t batchCacheBytes(std::int64_t sequences) const override {
+    return 8ull * static_cast<std::uint64_t>(sequences) * static_cast<std::uint64_t>(cfg_.numLayers) *
+           static_cast<std::uint64_t>(ctx_) * static_cast<std::uint64_t>(cfg_.numKvHeads * cfg_.headDim);
+  }
+
+  void beginBatch(std::int64_t sequences) override {
+    if (sequences < 1) fail(Errc::InvalidArgument, "a batch needs at least one sequence, got {}", sequences);
+    batch_ = sequences;
+    const std::size_t floats = static_cast<std::size_t>(batchCacheBytes(sequences) / 8);
+    kBatch_.assign(floats, 0.0f);
+    vBatch_.assign(floats, 0.0f);
+    pos_ = 0;
+  }
+
+  std::vector<float> forwardBatch(std::span<const std::int32_t> ids) override {
+    const std::int64_t n = static_cast<std::int64_t>(ids.size());
+    if (n != batch_) fail(Errc::InvalidArgument, "a batch of {} sequences was begun, {} tokens were given", batch_, n);
+    if (pos_ + 1 > ctx_) fail(Errc::InvalidArgument, "context full: {} tokens in each sequence's cache", pos_);
+    std::vector<float> x = embed(ids);
+    struct Batched {
+      bool& flag;
+      explicit Batched(bool& f) : flag(f) { flag = true; }
+      ~Batched() { flag = false; }
+    } batched{inBatch_};
+    for (std::size_t l = 0; l < blocks_.size(); ++l) runBlock(blocks_[l], static_cast<std::int64_t>(l), x.data(), n);
+    std::vector<float> logits = head(x.data(), n);
+    pos_ += 1;
+    return logits;
+  }
+
   std::vector<float> head(const float* x, std::int64_t n) const override {
     const std::int64_t h = cfg_.hiddenSize;
     std::vector<float> normed(static_cast<std::size_t>(n * h));
@@ -141,7 +171,14 @@ class LlamaFamily final : public CausalLM {
   }
 
   void setInputObserver(InputObserver observer) override { observer_ = std::move(observer); }
-  void reset() override { pos_ = 0; }
+  void reset() override {
+    pos_ = 0;
+    if (batch_) {  // a batch's caches go
+      std::vector<float>().swap(kBatch_);
+      std::vector<float>().swap(vBatch_);
+      batch_ = 0;
+    }
+  }
   void truncate(std::int64_t n) override { pos_ = std::clamp<std::int64_t>(n, 0, pos_); }
   std::int64_t position() const override { return pos_; }
   std::int64_t vocabSize() const override { return cfg_.vocabSize; }
@@ -234,10 +271,20 @@ class LlamaFamily final : public CausalLM {
     const Linear* qkv[] = {&b.q, &b.k, &b.v};
     float* qkvOut[] = {q.data(), k.data(), v.data()};
     forwardShared(qkv, xn.data(), n, qkvOut, pool_);
-    float* kc = kCache_.data() + layer * ctx_ * kvd;
-    float* vc = vCache_.data() + layer * ctx_ * kvd;
+    // Token i's cache and position: one sequence's tokens at pos_, pos_ + 1, ...; in a batch (forwardBatch),
+    // sequence i's own cache at pos_.
+    const std::int64_t cacheStride = cfg_.numLayers * ctx_ * kvd;
+    auto keys = [&](std::int64_t i) {
+      return inBatch_ ? kBatch_.data() + i * cacheStride + layer * ctx_ * kvd : kCache_.data() + layer * ctx_ * kvd;
+    };
+    auto values = [&](std::int64_t i) {
+      return inBatch_ ? vBatch_.data() + i * cacheStride + layer * ctx_ * kvd : vCache_.data() + layer * ctx_ * kvd;
+    };
+    auto position = [&](std::int64_t i) { return inBatch_ ? pos_ : pos_ + i; };
     for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t p = pos_ + i;
+      const std::int64_t p = position(i);
+      float* kc = keys(i);
+      float* vc = values(i);
       for (std::int64_t hh = 0; hh < nh; ++hh) {
         float* qh = q.data() + i * qd + hh * hd;
         if (cfg_.qkNorm) rmsNorm(qh, b.qNorm.data(), hd, cfg_.normEps, qh);
@@ -257,7 +304,9 @@ class LlamaFamily final : public CausalLM {
     const std::int64_t group = nh / nkv;
     pool_.parallelFor(static_cast<std::size_t>(n * nh), [&](std::size_t task) {
       const std::int64_t i = static_cast<std::int64_t>(task) / nh, hh = static_cast<std::int64_t>(task) % nh;
-      const std::int64_t p = pos_ + i, kvh = hh / group;
+      const std::int64_t p = position(i), kvh = hh / group;
+      const float* kc = keys(i);
+      const float* vc = values(i);
       const std::int64_t first = b.window ? std::max<std::int64_t>(0, p - *b.window + 1) : 0;
       const float* qh = q.data() + i * qd + hh * hd;
       std::vector<float> s(static_cast<std::size_t>(p - first + 1));
@@ -364,6 +413,9 @@ class LlamaFamily final : public CausalLM {
   std::vector<float> finalNorm_;
   std::vector<Block> blocks_;
   std::vector<float> kCache_, vCache_;
+  std::vector<float> kBatch_, vBatch_;  // beginBatch: [sequence][layer][position][kv width]
+  std::int64_t batch_ = 0;
+  bool inBatch_ = false;                // runBlock is serving forwardBatch
   InputObserver observer_;
 };
 

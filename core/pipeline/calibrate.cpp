@@ -8,11 +8,9 @@
 #include "model/weight_source.h"
 #include "text/sampling.h"
 
-#include <atomic>
-#include <set>
+#include <algorithm>
 #include <chrono>
-#include <exception>
-#include <thread>
+#include <set>
 
 namespace eq {
 namespace {
@@ -28,78 +26,50 @@ std::uint64_t blockGramBytes(const ModelConfig& c) {
 }
 
 // The texts: text s starts at BOS (or a token drawn uniformly where the model has none) and continues by sampling
-// at temperature 1 with seed (seed, s), through end-of-text tokens, to o.length tokens. A small model writes
-// several texts at once, one copy of it per thread (one-token steps of a small model gain nothing from splitting
-// its rows over threads); a large one writes them in turn on the whole pool. Progress is reported on the calling
-// thread.
+// at temperature 1 with seed (seed, s), through end-of-text tokens, to o.length tokens. The texts are written in
+// lockstep as one batch (CausalLM::forwardBatch: each step reads the weights once for all of them), or in batches
+// of as many as the caches of a quarter of the RAM hold. Progress is reported after every step.
 std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& weights, model::CausalLM& lm,
                                                   ThreadPool& pool, const CalibrationOptions& o, std::int64_t done,
                                                   std::int64_t total) {
-  const std::uint64_t modelBytes = lm.weightBytes();
-  const unsigned streams = modelBytes <= (512ull << 20) && modelBytes * pool.size() <= physicalMemoryBytes() / 4
-                               ? std::max(1u, std::min<unsigned>(pool.size(), static_cast<unsigned>(o.sequences)))
-                               : 1u;
+  const std::uint64_t perText = std::max<std::uint64_t>(lm.batchCacheBytes(1), 1);
+  const std::int64_t batch = std::clamp<std::int64_t>(
+      static_cast<std::int64_t>(physicalMemoryBytes() / 4 / perText), 1, std::max<std::int64_t>(o.sequences, 1));
+  const std::int64_t vocab = lm.vocabSize();
+  const auto bos = weights.config().bosTokenId;
   std::vector<std::vector<std::int32_t>> texts(static_cast<std::size_t>(o.sequences));
-  std::atomic<std::int64_t> written{0};
-  std::atomic<bool> stop{false};
-  auto cancelled = [&] { return stop.load() || (o.keepGoing && !o.keepGoing()); };
-  auto write = [&](model::CausalLM& m, std::int64_t s) {
-    text::SamplingParams sp;
-    sp.temperature = 1.0f;
-    sp.seed = o.seed * 1000003 + static_cast<std::uint64_t>(s);
-    text::Sampler sampler(sp);
-    const auto bos = weights.config().bosTokenId;
-    std::vector<std::int32_t> ids{bos ? static_cast<std::int32_t>(*bos)
-                                      : static_cast<std::int32_t>(sp.seed % static_cast<std::uint64_t>(m.vocabSize()))};
-    m.reset();
-    std::vector<float> logits = m.forward(ids);
-    while (static_cast<std::int64_t>(ids.size()) < o.length) {
-      if (cancelled()) fail(Errc::Cancelled, "calibration cancelled");
-      ids.push_back(sampler.sample(logits, {}));
-      logits = m.forward(std::span(&ids.back(), 1));
-      ++written;
+  std::int64_t written = 0;
+  struct Reset {
+    model::CausalLM& lm;
+    ~Reset() { lm.reset(); }  // the batch's caches go, also on cancel or error
+  } reset{lm};
+  for (std::int64_t s0 = 0; s0 < o.sequences; s0 += batch) {
+    const std::int64_t n = std::min(batch, o.sequences - s0);
+    std::vector<text::Sampler> samplers;
+    std::vector<std::int32_t> step(static_cast<std::size_t>(n));
+    for (std::int64_t b = 0; b < n; ++b) {
+      text::SamplingParams sp;
+      sp.temperature = 1.0f;
+      sp.seed = o.seed * 1000003 + static_cast<std::uint64_t>(s0 + b);
+      samplers.emplace_back(sp);
+      step[b] = bos ? static_cast<std::int32_t>(*bos) : static_cast<std::int32_t>(sp.seed % static_cast<std::uint64_t>(vocab));
+      texts[static_cast<std::size_t>(s0 + b)] = {step[b]};
     }
-    ++written;
-    texts[static_cast<std::size_t>(s)] = std::move(ids);
-  };
-  auto report = [&] {
-    if (o.progress) o.progress(done + written.load(), total);
-  };
-  if (streams == 1) {
-    for (std::int64_t s = 0; s < o.sequences; ++s) {
-      write(lm, s);
-      report();
+    lm.beginBatch(n);
+    std::vector<float> logits = lm.forwardBatch(step);
+    written += n;
+    for (std::int64_t len = 1; len < o.length; ++len) {
+      if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "calibration cancelled");
+      pool.parallelFor(static_cast<std::size_t>(n), [&](std::size_t b) {  // each text its own sampler and draws
+        step[b] = samplers[b].sample(std::span(logits).subspan(static_cast<std::size_t>(b) * vocab, vocab), {});
+      });
+      for (std::int64_t b = 0; b < n; ++b) texts[static_cast<std::size_t>(s0 + b)].push_back(step[b]);
+      written += n;
+      if (o.progress) o.progress(done + written, total);
+      if (len + 1 < o.length) logits = lm.forwardBatch(step);  // the last tokens' predictions are not needed
     }
-    return texts;
   }
-  // One model and one single-thread pool per stream; stream k writes texts k, k + streams, ...
-  std::vector<std::exception_ptr> errors(streams);
-  std::atomic<unsigned> running{streams};
-  std::vector<std::thread> threads;
-  model::LoadOptions lo;
-  lo.contextLength = o.length;
-  for (unsigned k = 0; k < streams; ++k)
-    threads.emplace_back([&, k] {
-      try {
-        ThreadPool one(1);
-        const auto m = model::loadCausalLM(weights, one, lo);
-        for (std::int64_t s = k; s < o.sequences && !stop; s += streams) write(*m, s);
-      } catch (...) {
-        errors[k] = std::current_exception();
-        stop = true;
-      }
-      --running;
-    });
-  while (running.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (o.keepGoing && !o.keepGoing()) stop = true;
-    report();
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-  if (stop) fail(Errc::Cancelled, "calibration cancelled");
-  report();  // the last count, also when the texts were written before the first report
+  if (o.progress) o.progress(done + written, total);
   return texts;
 }
 

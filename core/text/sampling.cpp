@@ -24,14 +24,23 @@ std::vector<double> Sampler::distribution(std::span<const float> logits, std::sp
     return prob;
   }
   for (auto& v : z) v /= p_.temperature;
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return z[a] > z[b]; });
+  // Only top-k and top-p need the tokens in order (by decreasing logit, ties by id); top-k alone only its head. Plain
+  // sampling (calibration writes thousands of tokens so) needs no order at all: a sort of the whole vocabulary per
+  // token cost more than the model on small models with large vocabularies.
+  std::vector<std::size_t> order;
   std::size_t keep = n;
-  if (p_.topK > 0) keep = std::min<std::size_t>(keep, static_cast<std::size_t>(p_.topK));
-  const double mx = z[order[0]];
+  if (p_.topK > 0 || p_.topP < 1.0f) {
+    order.resize(n);
+    std::iota(order.begin(), order.end(), 0);
+    auto before = [&](std::size_t a, std::size_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+    if (p_.topK > 0) keep = std::min<std::size_t>(keep, static_cast<std::size_t>(p_.topK));
+    if (p_.topP >= 1.0f && keep < n) std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), before);
+    else std::sort(order.begin(), order.end(), before);
+  }
+  auto at = [&](std::size_t i) { return order.empty() ? i : order[i]; };  // the i-th token kept
+  const double mx = order.empty() ? *std::max_element(z.begin(), z.end()) : z[order[0]];
   double sum = 0;
-  for (std::size_t i = 0; i < keep; ++i) sum += (prob[order[i]] = std::exp(z[order[i]] - mx));
+  for (std::size_t i = 0; i < keep; ++i) sum += (prob[at(i)] = std::exp(z[at(i)] - mx));
   if (p_.topP < 1.0f) {  // smallest head of the sorted distribution whose mass reaches top_p
     double cum = 0;
     std::size_t k = 0;
@@ -43,13 +52,12 @@ std::vector<double> Sampler::distribution(std::span<const float> logits, std::sp
     for (std::size_t i = k; i < keep; ++i) prob[order[i]] = 0;
     keep = k;
   }
-  if (p_.minP > 0.0f) {  // drop tokens below min_p times the most likely one
-    const double top = prob[order[0]];
-    for (std::size_t i = 1; i < keep; ++i)
-      if (prob[order[i]] < p_.minP * top) prob[order[i]] = 0;
+  if (p_.minP > 0.0f) {  // drop tokens below min_p times the most likely one (whose weight is exp(0) = 1)
+    for (std::size_t i = 0; i < keep; ++i)
+      if (prob[at(i)] < p_.minP) prob[at(i)] = 0;
   }
   sum = 0;
-  for (std::size_t i = 0; i < keep; ++i) sum += prob[order[i]];
+  for (std::size_t i = 0; i < keep; ++i) sum += prob[at(i)];
   for (auto& v : prob) v /= sum;
   return prob;
 }
