@@ -23,10 +23,11 @@ struct Linear {
   enum class Kind { F32, BF16, Codes };
   Kind kind = Kind::F32;
   std::int64_t rows = 0, cols = 0;  // out_features, in_features
-  // Storage starts on a cache line (common/aligned.h): results then do not depend on where the heap put it.
-  AlignedVector<float> f32;
-  AlignedVector<std::uint16_t> bf16;
-  AlignedVector<std::uint8_t> codes;
+  // Storage at a fixed place relative to the cache lines (common/aligned.h): results then do not depend on where
+  // the heap put it.
+  LinePlacedVector<float> f32;
+  LinePlacedVector<std::uint16_t> bf16;
+  LinePlacedVector<std::uint8_t> codes;
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   std::vector<float> scales;  // per row, Codes only
   std::vector<float> bias;    // empty when none
