@@ -27,6 +27,8 @@ class TestSampling : public QObject {
     QTest::newRow("plain") << 1.0f << 0 << 1.0f << 0.0f << QList<double>{0.5, 0.25, 0.15, 0.1};
     QTest::newRow("top-k 2") << 1.0f << 2 << 1.0f << 0.0f << QList<double>{2.0 / 3, 1.0 / 3, 0, 0};
     QTest::newRow("top-p 0.7") << 1.0f << 0 << 0.7f << 0.0f << QList<double>{2.0 / 3, 1.0 / 3, 0, 0};
+    QTest::newRow("top-k 3 then top-p 0.7") << 1.0f << 3 << 0.7f << 0.0f << QList<double>{2.0 / 3, 1.0 / 3, 0, 0};
+    QTest::newRow("top-k 3 and min-p 0.25") << 1.0f << 3 << 1.0f << 0.25f << QList<double>{0.5 / 0.9, 0.25 / 0.9, 0.15 / 0.9, 0};
     QTest::newRow("top-p 0.75 reached exactly") << 1.0f << 0 << 0.75f << 0.0f << QList<double>{2.0 / 3, 1.0 / 3, 0, 0};
     QTest::newRow("min-p 0.25") << 1.0f << 0 << 1.0f << 0.25f << QList<double>{0.5 / 0.9, 0.25 / 0.9, 0.15 / 0.9, 0};
     QTest::newRow("temperature 0.5") << 0.5f << 0 << 1.0f << 0.0f
@@ -42,6 +44,17 @@ class TestSampling : public QObject {
     Sampler s({temperature, topK, topP, minP});
     const auto p = s.distribution(logits, {});
     for (int i = 0; i < 4; ++i) QVERIFY2(std::fabs(p[i] - expected[i]) < 1e-6, qPrintable(QString("%1: %2").arg(i).arg(p[i])));
+  }
+
+  // Equal logits: top-k keeps the lowest ids, with top-p too (the order the truncations see is by logit, then id).
+  void tiesKeepTheLowestIds() {
+    const std::vector<float> logits{1.0f, 2.0f, 1.0f, 1.0f, 1.0f};
+    const auto k2 = Sampler({1.0f, 2, 1.0f, 0.0f}).distribution(logits, {});
+    QVERIFY(k2[1] > 0 && k2[0] > 0 && k2[2] == 0 && k2[3] == 0 && k2[4] == 0);
+    const auto k3p = Sampler({1.0f, 3, 0.99f, 0.0f}).distribution(logits, {});
+    QVERIFY(k3p[1] > 0 && k3p[0] > 0 && k3p[2] > 0 && k3p[3] == 0 && k3p[4] == 0);
+    const auto p = Sampler({1.0f, 0, 0.5f, 0.0f}).distribution(logits, {});  // 2.0 alone has mass 0.40: one tie more
+    QVERIFY(p[1] > 0 && p[0] > 0 && p[2] == 0 && p[3] == 0 && p[4] == 0);
   }
 
   void drawsFollowTheDistribution() {

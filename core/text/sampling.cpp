@@ -24,9 +24,9 @@ std::vector<double> Sampler::distribution(std::span<const float> logits, std::sp
     return prob;
   }
   for (auto& v : z) v /= p_.temperature;
-  // Only top-k and top-p need the tokens in order (by decreasing logit, ties by id); top-k alone only its head. Plain
-  // sampling (calibration writes thousands of tokens so) needs no order at all: a sort of the whole vocabulary per
-  // token cost more than the model on small models with large vocabularies.
+  // Only top-k and top-p need the tokens in order (by decreasing logit, ties by id), and with top-k only its head
+  // (top-p then looks no further). Plain sampling (calibration writes thousands of tokens so) needs no order at all:
+  // a sort of the whole vocabulary per token cost more than the model on small models with large vocabularies.
   std::vector<std::size_t> order;
   std::size_t keep = n;
   if (p_.topK > 0 || p_.topP < 1.0f) {
@@ -34,7 +34,7 @@ std::vector<double> Sampler::distribution(std::span<const float> logits, std::sp
     std::iota(order.begin(), order.end(), 0);
     auto before = [&](std::size_t a, std::size_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
     if (p_.topK > 0) keep = std::min<std::size_t>(keep, static_cast<std::size_t>(p_.topK));
-    if (p_.topP >= 1.0f && keep < n) std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), before);
+    if (keep < n) std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(keep), order.end(), before);
     else std::sort(order.begin(), order.end(), before);
   }
   auto at = [&](std::size_t i) { return order.empty() ? i : order[i]; };  // the i-th token kept
