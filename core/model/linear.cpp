@@ -116,17 +116,7 @@ void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t 
   const Layout layout = k.layout(w);
   const std::int64_t slots = layout.windows * layout.window;
   if (n == 1) {  // decode: a GEMV, each weight read once from memory
-    AlignedFloats xs(slots);
-    forSlots(layout, w.cols, 0, layout.windows, [&](std::int64_t s, std::int64_t c) { xs.data()[s] = x[c]; });
-    // Two long runs of rows per thread: each thread's weight stream stays sequential for long (32-row tasks taken
-    // in turns by the threads cost a fifth of the bandwidth on the test VM), and the second run still balances a
-    // thread that started late.
-    const std::int64_t perThread = (w.rows + pool.size() - 1) / pool.size();
-    const std::int64_t perTask = std::max(k.gemvRowsPerTask, (perThread + 1) / 2);
-    pool.parallelFor(taskCount(w.rows, perTask), [&](std::size_t t) {
-      const std::int64_t r0 = static_cast<std::int64_t>(t) * perTask;
-      k.gemv(w, layout, r0, std::min(w.rows, r0 + perTask), xs.data(), y);
-    });
+    gemvShared(k, &w, 1, x, &y, pool);
     return;
   }
   // prefill: a GEMM on the activations transposed to xt[slot][token], so that the kernels broadcast one weight
@@ -168,8 +158,9 @@ void gemvShared(const KernelSet& k, const Weights* w, std::size_t count, const f
     forSlots(l, w[i].cols, 0, l.windows, [&](std::int64_t s, std::int64_t c) { d[s] = x[c]; });
     xs[i] = d;
   }
-  // Runs of rows as in forward's GEMV, sized by all the rows together; a run does not cross from one matrix into
-  // the next.
+  // Two long runs of rows per thread, sized by all the rows together (a run does not cross from one matrix into the
+  // next): each thread's weight stream stays sequential for long (32-row tasks taken in turns by the threads cost a
+  // fifth of the bandwidth on the test VM), and the second run still balances a thread that started late.
   const std::int64_t perThread = (total + pool.size() - 1) / pool.size();
   const std::int64_t perTask = std::max(k.gemvRowsPerTask, (perThread + 1) / 2);
   struct Task {
@@ -298,7 +289,7 @@ void Linear::forward(const float* x, std::int64_t n, float* y, ThreadPool& pool)
 void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64_t n, std::span<float* const> ys,
                    ThreadPool& pool) {
   if (ws.size() != ys.size()) fail(Errc::InvalidArgument, "forwardShared: {} matrices, {} outputs", ws.size(), ys.size());
-  if (n != 1 || ws.size() < 2) {
+  if (n != 1) {
     for (std::size_t i = 0; i < ws.size(); ++i) ws[i]->forward(x, n, ys[i], pool);
     return;
   }

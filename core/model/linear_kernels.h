@@ -61,8 +61,8 @@ const KernelSet& avx512Kernels();  // its functions need AVX512F/BW/VL/VBMI
 const KernelSet* kernelSet(KernelIsa isa);
 // Y[n][rows] = X[n][cols] * W^T (+ bias) with kernel set k: activations put in slot order, rows split over the pool.
 void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t n, float* y, ThreadPool& pool);
-// One token through `count` matrices that share the input x (q/k/v, gate/up): y[i] = W_i x, all rows in one
-// hand-off to the pool (each matrix's activations put in slot order once, shared where the layouts agree).
+// One token through `count` matrices that share the input x (q/k/v, gate/up; forward's GEMV is count 1):
+// y[i] = W_i x, all rows in one hand-off to the pool (each matrix's activations put in slot order once, shared where the layouts agree).
 void gemvShared(const KernelSet& k, const Weights* w, std::size_t count, const float* x, float* const* y, ThreadPool& pool);
 
 }  // namespace eq::model::kernels

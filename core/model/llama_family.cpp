@@ -274,12 +274,11 @@ class LlamaFamily final : public CausalLM {
     // Token i's cache and position: one sequence's tokens at pos_, pos_ + 1, ...; in a batch (forwardBatch),
     // sequence i's own cache at pos_.
     const std::int64_t cacheStride = cfg_.numLayers * ctx_ * kvd;
-    auto keys = [&](std::int64_t i) {
-      return inBatch_ ? kBatch_.data() + i * cacheStride + layer * ctx_ * kvd : kCache_.data() + layer * ctx_ * kvd;
+    auto cacheOf = [&](std::vector<float>& single, std::vector<float>& batched, std::int64_t i) {
+      return (inBatch_ ? batched.data() + i * cacheStride : single.data()) + layer * ctx_ * kvd;
     };
-    auto values = [&](std::int64_t i) {
-      return inBatch_ ? vBatch_.data() + i * cacheStride + layer * ctx_ * kvd : vCache_.data() + layer * ctx_ * kvd;
-    };
+    auto keys = [&](std::int64_t i) { return cacheOf(kCache_, kBatch_, i); };
+    auto values = [&](std::int64_t i) { return cacheOf(vCache_, vBatch_, i); };
     auto position = [&](std::int64_t i) { return inBatch_ ? pos_ : pos_ + i; };
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t p = position(i);

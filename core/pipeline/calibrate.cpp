@@ -69,7 +69,6 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
       if (len + 1 < o.length) logits = lm.forwardBatch(step);  // the last tokens' predictions are not needed
     }
   }
-  if (o.progress) o.progress(done + written, total);
   return texts;
 }
 
@@ -292,7 +291,7 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
     for (; layer_ < layer; ++layer_) gather(layer_, false, true);
     // The original inputs: statistics and the next block's inputs in one pass. The compressed model's: a pass per
     // stage whose inputs changed (below), and one more to move on.
-    gather(layer_, true, original, original ? -1 : passStop);
+    gather(layer_, true, original, passStop);  // (an in-place pass always runs whole)
     if (original) ++layer_;
     gramLayer_ = layer;
   } else if (!original) {

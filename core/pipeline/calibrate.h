@@ -48,7 +48,7 @@ struct CalibrationOptions {
   // for (the weights after it are replaced before they are asked for, so their statistics would be stale); false
   // runs the whole block every pass. The statistics are the same either way (tests compare them).
   bool partialPasses = true;
-  std::function<bool()> keepGoing;  // thread-safe (texts are written on several threads); false: Error(Cancelled)
+  std::function<bool()> keepGoing;  // asked on the calling thread; false: Error(Cancelled)
   std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
   // Texts run through a block so far (after each text of each pass; `pass` counts the block's passes from 1), on
   // the calling thread: a block's passes can take long inside one weight's compression.

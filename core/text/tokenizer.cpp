@@ -349,15 +349,9 @@ struct Tokenizer::Impl {
           out.push_back(std::move(piece));
           continue;
         }
-        std::vector<Span> spans;  // the replacement characters and the runs between them
-        std::size_t last = 0;
-        for (std::size_t at = piece.text.find(rep); at != std::string::npos; at = piece.text.find(rep, at + rep.size())) {
-          if (at > last) spans.push_back({last, at, false});
-          spans.push_back({at, at + rep.size(), true});
-          last = at + rep.size();
-        }
-        if (last < piece.text.size()) spans.push_back({last, piece.text.size(), false});
-        splitPiece(piece, std::move(spans), "MergedWithNext", out, label);
+        const utf8proc_int32_t repChar = codePoint(rep, 0).first;  // HF's replacement is one character
+        splitPiece(piece, charSpans(piece.text, [&](utf8proc_int32_t c) { return c == repChar; }), "MergedWithNext", out,
+                   label);
       }
     } else {
       fail(Errc::Unsupported, "{}: pre-tokenizer \"{}\" is not supported", label, type);
@@ -462,9 +456,7 @@ struct Tokenizer::Impl {
         start = std::max(first, startOffset);
       }
       if (hit->rstrip)
-        for (auto cp = stop < s.size() ? codePoint(s, stop) : std::pair<utf8proc_int32_t, std::size_t>{0, 0};
-             stop < s.size() && isSpace(cp.first); cp = stop < s.size() ? codePoint(s, stop) : cp)
-          stop += cp.second;
+        while (stop < s.size() && isSpace(codePoint(s, stop).first)) stop += codePoint(s, stop).second;
       if (startOffset < start) out.push_back({startOffset, start, nullptr});
       out.push_back({start, stop, hit});
       startOffset = stop;
@@ -587,10 +579,8 @@ struct Tokenizer::Impl {
     if (type == "Sequence") {
       for (const auto& sub : p["pretokenizers"]) compileRegexes(sub);
     } else if (type == "Split") {
-      const std::string behavior = p.value("behavior", "Isolated");
-      if (behavior != "Removed" && behavior != "Isolated" && behavior != "MergedWithPrevious" &&
-          behavior != "MergedWithNext" && behavior != "Contiguous")
-        fail(Errc::Unsupported, "{}: Split behavior \"{}\" is not supported", label, behavior);
+      std::vector<Piece> none;  // splitPiece on nothing: refuses a behavior it does not know, now
+      splitPiece({}, {}, p.value("behavior", "Isolated"), none, label);
       const auto& pat = p["pattern"];
       const std::string re = pat.contains("Regex") ? pat["Regex"].get<std::string>() : [&] {
         std::string lit, s = pat["String"].get<std::string>();  // literal: quote it
