@@ -2,6 +2,7 @@
 // plain double-precision reference: f32, bf16, FP8 E4M3 and int8 weights, with and without bias, one token (GEMV)
 // and many (GEMM, including more than one 256-token pass), sizes that are not multiples of the vector width, the
 // window or the register tile, and weights starting at every offset inside a cache line.
+#include "common/error.h"
 #include "common/numerics.h"
 #include "common/thread_pool.h"
 #include "model/linear.h"
@@ -222,6 +223,23 @@ class TestKernels : public QObject {
       kernels::gemvShared(*k, w, std::size(w), x.data(), out.data(), pool_);
       for (std::size_t i = 0; i < std::size(w); ++i) QCOMPARE(shared[i], alone[i]);
     }
+  }
+
+  // forwardShared's misuse: outputs and matrices that do not pair up, matrices of other widths.
+  void sharedInputErrors() {
+    Linear a, b;
+    a.rows = b.rows = 2;
+    a.cols = 3;
+    b.cols = 4;
+    a.f32.assign(6, 1.0f);
+    b.f32.assign(8, 1.0f);
+    const Linear* both[] = {&a, &b};
+    std::vector<float> x(4, 1.0f), ya(2), yb(2);
+    float* one[] = {ya.data()};
+    float* two[] = {ya.data(), yb.data()};
+    EQ_EXPECT_ERROR(forwardShared(both, x.data(), 1, one, pool_), Errc::InvalidArgument, "forwardShared: 2 matrices, 1 outputs");
+    EQ_EXPECT_ERROR(forwardShared(both, x.data(), 1, two, pool_), Errc::InvalidArgument,
+                    "forwardShared: matrices of 3 and 4 columns");
   }
 
   // Linear::forward follows setKernelIsa, and every instruction set gives the same logits up to rounding.

@@ -179,6 +179,9 @@ class TestTokenizer : public QObject {
                     "t.json: normalizer \"Precompiled\" is not supported");
     EQ_EXPECT_ERROR(Tokenizer::fromJson(with("decoder", {{"type", "WordPiece"}}), "t.json"), Errc::Unsupported,
                     "t.json: decoder \"WordPiece\" is not supported");
+    auto negative = base;
+    negative["added_tokens"].push_back({{"id", -3}, {"content", "<neg>"}, {"special", true}});
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(negative, "t.json"), Errc::InvalidJson, "t.json: added token \"<neg>\" has a negative id");
     EQ_EXPECT_ERROR(Tokenizer::fromJson(with("post_processor", {{"type", "Foo"}}), "t.json"), Errc::Unsupported,
                     "t.json: post-processor \"Foo\" is not supported");
     EQ_EXPECT_ERROR(Tokenizer::fromJson(with("post_processor", {{"type", "TemplateProcessing"},
