@@ -10,6 +10,7 @@
 #include "format/model_source.h"
 #include "format/safetensors_writer.h"
 #include "model/causal_lm.h"
+#include "model/linear.h"
 #include "model/weight_source.h"
 #include "pipeline/calibrate.h"
 #include "pipeline/compress.h"
@@ -351,6 +352,32 @@ class TestCalibration : public QObject {
         QVERIFY2(std::fabs(got - w) <= 1e-5 * bound + 1e-12, qPrintable(QString("[%1][%2] %3 vs %4").arg(i).arg(j).arg(got).arg(w)));
         QCOMPARE(g.xtx[i * n + j], g.xtx[j * n + i]);
       }
+    // The shift statistics sum (x0 - x) x^T; and every kernel width gives the same sums, bit for bit.
+    const auto x0 = correlatedInputs(tokens, n, std::max(1, n / 2), 12);
+    InputGram s(n);
+    s.addShift(x0.data(), x.data(), tokens, &pool);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        double w = 0;
+        for (int t = 0; t < tokens; ++t)
+          w += (static_cast<double>(x0[t * n + i]) - x[t * n + i]) * static_cast<double>(x[t * n + j]);
+        QVERIFY2(std::fabs(s.shift[i * n + j] - w) <= 1e-5 * maxAbs(s.shift) + 1e-12, qPrintable(QString("[%1][%2]").arg(i).arg(j)));
+      }
+    QCOMPARE(s.xtx, [&] {
+      InputGram t(n);
+      t.add(x.data(), tokens, &pool);
+      return t.xtx;
+    }());
+    const model::KernelIsa before = model::kernelIsa();
+    for (auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512}) {
+      if (!model::setKernelIsa(isa)) continue;
+      InputGram g2(n), s2(n);
+      g2.add(x.data(), tokens / 2, &pool);
+      g2.add(x.data() + (tokens / 2) * n, tokens - tokens / 2);
+      s2.addShift(x0.data(), x.data(), tokens, &pool);
+      QVERIFY2(g2.xtx == g.xtx && s2.shift == s.shift, model::kernelIsaName(isa).data());
+    }
+    model::setKernelIsa(before);
   }
 
   void factorErrors() {
@@ -692,6 +719,67 @@ class TestCalibration : public QObject {
     QCOMPARE(SelfCalibration(*src, pool, o).inputs(), CalibrationOptions::Inputs::Original);
   }
 
+  // Statistics passes that go on from where the last one stopped (BlockProgress) see the same inputs and leave the
+  // same hidden states as whole passes, bit for bit, on every architecture: q/k norms (Qwen3), fused projections
+  // (Phi-3), sandwich norms (Gemma 2); a mixture-of-experts block keeps nothing and runs whole.
+  void blockProgressGoesOnExactly_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<bool>("keeps");
+    for (const char* m : {"tiny-llama", "tiny-qwen3", "tiny-phi3", "tiny-gemma2"}) QTest::newRow(m) << m << true;
+    QTest::newRow("tiny-mixtral") << "tiny-mixtral" << false;
+  }
+  void blockProgressGoesOnExactly() {
+    QFETCH(QString, model);
+    QFETCH(bool, keeps);
+    ThreadPool pool(2);
+    const auto src = ModelSource::open(eqtest::dataDir() / "models" / model.toStdString());
+    const auto ws = model::WeightSource::of(*src);
+    const auto lm = model::loadCausalLM(*ws, pool);
+    std::map<std::string, std::vector<float>> seen;  // the last input observed, by weight
+    std::map<std::string, int> times;
+    lm->setInputObserver([&](std::span<const std::string* const> names, const float* x, std::int64_t n,
+                             std::int64_t cols) {
+      seen[*names.front()].assign(x, x + n * cols);
+      ++times[*names.front()];
+    });
+    const std::vector<std::int32_t> ids{1, 17, 99, 3, 250, 8, 42};
+    const std::int64_t n = static_cast<std::int64_t>(ids.size());
+    std::vector<float> whole = lm->embed(ids), staged = whole;
+    for (std::int64_t l = 0; l < lm->numLayers(); ++l) {
+      seen.clear();
+      lm->runLayer(l, whole.data(), n);
+      const auto wholeSeen = seen;
+      seen.clear();
+      times.clear();
+      model::BlockProgress p;
+      for (int stop = 0; stop <= 3; ++stop) {
+        std::vector<float> copy = staged;
+        lm->runLayer(l, copy.data(), n, stop, &p);
+        QCOMPARE(p.stage, keeps && stop > 0 ? stop : -1);
+        QCOMPARE(p.bytes() > 0, keeps && stop > 0);
+      }
+      lm->runLayer(l, staged.data(), n, -1, &p);
+      QCOMPARE(p.stage, -1);
+      QVERIFY(staged == whole);
+      QCOMPARE(seen.size(), wholeSeen.size());
+      for (const auto& [name, x] : wholeSeen) {
+        QVERIFY2(seen[name] == x, name.c_str());
+        // Going on, a stage's inputs are observed once; the attention's input twice (its pass keeps nothing).
+        const bool attentionInput = name.find(".o_proj") == std::string::npos && name.find("self_attn") != std::string::npos;
+        if (keeps) QVERIFY2(times[name] == (attentionInput ? 2 : 1), name.c_str());
+      }
+    }
+    // A kept stage is not gone on from by a pass that stops at or before it: that one runs from the input.
+    model::BlockProgress p;
+    std::vector<float> x = lm->embed(ids), y = x;
+    lm->runLayer(0, y.data(), n, 2, &p);
+    QCOMPARE(p.stage, keeps ? 2 : -1);
+    times.clear();
+    lm->runLayer(0, y.data(), n, 1, &p);
+    QCOMPARE(p.stage, keeps ? 1 : -1);
+    QCOMPARE(times.size(), std::size_t(2));  // q/k/v's and o's inputs again
+  }
+
   // A weight swapped for its compressed version runs exactly as the same weight loaded from the .eqz file.
   void replacedWeightsRunAsTheEqzFile() {
     const auto src = ModelSource::open(kTinyLlama);
@@ -767,6 +855,17 @@ class TestCalibration : public QObject {
         QVERIFY2(std::equal(a.begin(), a.end(), b.begin(), b.end()), (partial.tensors()[i].name + " " + key).c_str());
       }
     o.calibrationOptions.partialPasses = true;
+    // ... and so do partial passes that each run from the block's input (without BlockProgress).
+    o.calibrationOptions.resumePasses = false;
+    compressModel(*src, tmp_->path() / "fromInput.eqz", o);
+    const EqzFile fromInput = EqzFile::open(tmp_->path() / "fromInput.eqz");
+    for (std::size_t i = 0; i < partial.tensors().size(); ++i)
+      for (const auto& [key, section] : partial.tensors()[i].sections) {
+        const auto a = partial.bytes(section);
+        const auto b = fromInput.bytes(*fromInput.tensors()[i].section(key));
+        QVERIFY2(std::equal(a.begin(), a.end(), b.begin(), b.end()), (partial.tensors()[i].name + " " + key).c_str());
+      }
+    o.calibrationOptions.resumePasses = true;
     if (model == "tiny-mixtral") {
       o.calibrationOptions.inputs = CalibrationOptions::Inputs::Shift;
       EQ_EXPECT_ERROR(compressModel(*src, tmp_->path() / "b.eqz", o), Errc::Unsupported,

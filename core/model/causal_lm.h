@@ -14,6 +14,17 @@
 
 namespace eq::model {
 
+// What a statistics pass over one block (CausalLM::runLayer with stopAfterStage) leaves for the next pass over
+// the same block and text to go on from, instead of running the block again from its input: the values after the
+// inputs of `stage` were observed (stage 1: the attention output; 2: the residual after attention and the MLP's
+// input; 3: that residual and the MLP's inner activation). stage -1: nothing kept. Only valid while the weights of
+// the stages before `stage` stay as they were (the caller's to ensure: calibration clears it when one is replaced).
+struct BlockProgress {
+  int stage = -1;
+  std::vector<float> a, b;
+  std::uint64_t bytes() const { return 4 * (a.size() + b.size()); }
+};
+
 struct LoadOptions {
   std::int64_t contextLength = 4096;  // KV cache positions (clamped to max_position_embeddings)
 };
@@ -62,7 +73,12 @@ class CausalLM {
   // stopAfterStage >= 0 (a statistics pass, calibrationStage's numbering: 0 q/k/v, 1 o, 2 gate/up, 3 down): the
   // block stops as soon as the inputs of that stage's weights have been observed, and x is left half-way (a
   // mixture-of-experts MLP always runs whole).
-  virtual void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage = -1) = 0;
+  // With `progress`: a pass that stops at stage 1 to 3 keeps what it computed there (BlockProgress), and a pass
+  // given a progress of an earlier stage than it stops at (or a whole pass) goes on from there, observing only the
+  // stages after it; x must still hold the block's input. Otherwise it runs from the input and the progress is
+  // cleared. The results are the same, bit for bit, as running from the input. Mixture-of-experts blocks keep none.
+  virtual void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage = -1,
+                        BlockProgress* progress = nullptr) = 0;
   // The logits ([n][vocab]) of the hidden states x [n][hidden] leaving the last block: the final norm and the
   // output layer (softcapped where the model does), as forward() ends.
   virtual std::vector<float> head(const float* x, std::int64_t n) const = 0;

@@ -15,8 +15,35 @@
 #include <initializer_list>
 #include <optional>
 
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
 namespace eq::model {
 namespace {
+
+// q . k over one head: eight lanes in two accumulators (a fixed order: the same sums on every run and thread), the
+// rest scalar. A plain loop is one dependent add per element, which made attention most of a long prompt's time.
+inline float headDot(const float* a, const float* b, std::int64_t n) {
+  std::int64_t t = 0;
+  float d = 0;
+#ifdef __AVX2__
+  if (n >= 16) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    for (; t + 16 <= n; t += 16) {
+      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), s0);
+      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t + 8), _mm256_loadu_ps(b + t + 8), s1);
+    }
+    const __m256 s = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    d = _mm_cvtss_f32(h);
+  }
+#endif
+  for (; t < n; ++t) d += a[t] * b[t];
+  return d;
+}
 
 struct Expert {
   Linear gate, up, down;  // Mixtral's w1, w3, w2
@@ -136,12 +163,12 @@ class LlamaFamily final : public CausalLM {
   std::int64_t numLayers() const override { return static_cast<std::int64_t>(blocks_.size()); }
   std::int64_t hiddenSize() const override { return cfg_.hiddenSize; }
 
-  void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage) override {
+  void runLayer(std::int64_t layer, float* x, std::int64_t n, int stopAfterStage, BlockProgress* progress) override {
     if (layer < 0 || layer >= numLayers())
       fail(Errc::InvalidArgument, "layer {} is out of range (the model has {})", layer, numLayers());
     if (n > ctx_) fail(Errc::InvalidArgument, "{} tokens exceed the context length {}", n, ctx_);
     pos_ = 0;
-    runBlock(blocks_[static_cast<std::size_t>(layer)], layer, x, n, stopAfterStage);
+    runBlock(blocks_[static_cast<std::size_t>(layer)], layer, x, n, stopAfterStage, progress);
   }
 
   void replaceWeight(const std::string& name, const Linear& w) override {
@@ -258,19 +285,71 @@ class LlamaFamily final : public CausalLM {
     return b;
   }
 
-  // stop >= 0: return once the inputs of that calibration stage have been observed (runLayer).
-  void runBlock(const Block& b, std::int64_t layer, float* x, std::int64_t n, int stop = -1) {
-    const std::int64_t h = cfg_.hiddenSize, hd = cfg_.headDim, nh = cfg_.numHeads, nkv = cfg_.numKvHeads;
-    const std::int64_t qd = nh * hd, kvd = nkv * hd;
+  // stop >= 0: return once the inputs of that calibration stage have been observed; keep: go on from and leave a
+  // BlockProgress (runLayer).
+  void runBlock(const Block& b, std::int64_t layer, float* x, std::int64_t n, int stop = -1,
+                BlockProgress* keep = nullptr) {
+    const std::int64_t h = cfg_.hiddenSize, qd = cfg_.numHeads * cfg_.headDim;
     const std::size_t xs = static_cast<std::size_t>(n * h);
-    std::vector<float> xn(xs), q(static_cast<std::size_t>(n * qd)), k(static_cast<std::size_t>(n * kvd)),
+    const bool keeps = keep && b.experts.empty();
+    BlockProgress from;  // where this pass starts: stage -1, the block's input
+    if (keep) {
+      if (keeps && keep->stage >= 1 && (stop < 0 || stop > keep->stage)) from = std::move(*keep);
+      *keep = {};  // used, or stale for this pass
+    }
+    std::vector<float> xn(xs), attn;
+    if (from.stage < 1) {
+      for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+      observe({&b.q.source, &b.k.source, &b.v.source}, xn.data(), n, h);
+      if (stop == 0) return;
+      attn = attention(b, layer, xn.data(), n);
+      observe({&b.o.source}, attn.data(), n, qd);
+      if (stop == 1) {
+        if (keeps) *keep = {1, std::move(attn), {}};
+        return;
+      }
+    } else if (from.stage == 1) {
+      attn = std::move(from.a);
+    }
+    std::vector<float> o(xs);
+    const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
+    if (from.stage <= 1) {
+      b.o.forward(attn.data(), n, o.data(), pool_);
+      if (sandwich)
+        for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postNorm.data(), h, cfg_.normEps, o.data() + i * h);
+      for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
+      const auto& ffnNorm = sandwich ? b.preFfnNorm : b.postNorm;
+      for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
+    } else {
+      std::copy(from.a.begin(), from.a.end(), x);  // the residual after attention
+      if (from.stage == 2) xn = std::move(from.b);
+    }
+    if (b.experts.empty()) {
+      std::vector<float> inner;
+      if (from.stage == 3) inner = std::move(from.b);
+      if (!gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data(), stop, &inner, from.stage < 2)) {
+        if (keeps) *keep = {stop, std::vector<float>(x, x + xs), stop == 2 ? std::move(xn) : std::move(inner)};
+        return;
+      }
+      if (sandwich)
+        for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postFfnNorm.data(), h, cfg_.normEps, o.data() + i * h);
+      for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
+    } else {
+      moe(b, xn, n, x);
+    }
+  }
+
+  // The attention sub-layer's output before o ([n][heads x head_dim]) for the normalized input xn of n tokens:
+  // q/k/v, q/k norms where the model has them, RoPE, the KV cache, causal (sliding-window where configured)
+  // attention over grouped KV heads.
+  std::vector<float> attention(const Block& b, std::int64_t layer, const float* xn, std::int64_t n) {
+    const std::int64_t hd = cfg_.headDim, nh = cfg_.numHeads, nkv = cfg_.numKvHeads;
+    const std::int64_t qd = nh * hd, kvd = nkv * hd;
+    std::vector<float> q(static_cast<std::size_t>(n * qd)), k(static_cast<std::size_t>(n * kvd)),
         v(static_cast<std::size_t>(n * kvd));
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, b.inputNorm.data(), h, cfg_.normEps, xn.data() + i * h);
-    observe({&b.q.source, &b.k.source, &b.v.source}, xn.data(), n, h);
-    if (stop == 0) return;
     const Linear* qkv[] = {&b.q, &b.k, &b.v};
     float* qkvOut[] = {q.data(), k.data(), v.data()};
-    forwardShared(qkv, xn.data(), n, qkvOut, pool_);
+    forwardShared(qkv, xn, n, qkvOut, pool_);
     // Token i's cache and position: one sequence's tokens at pos_, pos_ + 1, ...; in a batch (forwardBatch),
     // sequence i's own cache at pos_.
     const std::int64_t cacheStride = cfg_.numLayers * ctx_ * kvd;
@@ -312,9 +391,7 @@ class LlamaFamily final : public CausalLM {
       float mx = -INFINITY;
       for (std::int64_t j = first; j <= p; ++j) {
         const float* kh = kc + j * kvd + kvh * hd;
-        float d = 0;
-        for (std::int64_t t = 0; t < hd; ++t) d += qh[t] * kh[t];
-        float sc = d * scale;
+        float sc = headDot(qh, kh, hd) * scale;
         if (softcap > 0) sc = std::tanh(sc / softcap) * softcap;
         s[j - first] = sc;
         mx = std::max(mx, sc);
@@ -329,24 +406,7 @@ class LlamaFamily final : public CausalLM {
         for (std::int64_t t = 0; t < hd; ++t) out[t] += w * vh[t];
       }
     });
-    std::vector<float> o(xs);
-    observe({&b.o.source}, attn.data(), n, qd);
-    if (stop == 1) return;
-    b.o.forward(attn.data(), n, o.data(), pool_);
-    const bool sandwich = !b.preFfnNorm.empty();  // Gemma 2 normalizes sub-layer outputs before the residual add
-    if (sandwich)
-      for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postNorm.data(), h, cfg_.normEps, o.data() + i * h);
-    for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
-    const auto& ffnNorm = sandwich ? b.preFfnNorm : b.postNorm;
-    for (std::int64_t i = 0; i < n; ++i) rmsNorm(x + i * h, ffnNorm.data(), h, cfg_.normEps, xn.data() + i * h);
-    if (b.experts.empty()) {
-      if (!gatedMlp(b.gate, b.up, b.down, xn.data(), n, o.data(), stop)) return;
-      if (sandwich)
-        for (std::int64_t i = 0; i < n; ++i) rmsNorm(o.data() + i * h, b.postFfnNorm.data(), h, cfg_.normEps, o.data() + i * h);
-      for (std::size_t i = 0; i < xs; ++i) x[i] += o[i];
-    } else {
-      moe(b, xn, n, x);
-    }
+    return attn;
   }
 
   void observe(std::initializer_list<const std::string*> weights, const float* x, std::int64_t n, std::int64_t cols) {
@@ -360,18 +420,29 @@ class LlamaFamily final : public CausalLM {
   }
 
   // down(silu(gate(x)) * up(x)) for n tokens; false when it stopped after observing stage `stop`'s inputs
-  // (runBlock), out then unset.
+  // (runBlock), out then unset. inner: the product silu(gate(x)) * up(x) when given (non-empty; xn is not read),
+  // and where it is left when the MLP stops at stage 3. observeInput false: xn's observation was made by an earlier
+  // pass (BlockProgress at stage 2).
   bool gatedMlp(const Linear& gate, const Linear& up, const Linear& down, const float* xn, std::int64_t n, float* out,
-                int stop = -1) {
-    std::vector<float> g(static_cast<std::size_t>(n * gate.rows)), u(g.size());
-    observe({&gate.source, &up.source}, xn, n, gate.cols);
-    if (stop == 2) return false;
-    const Linear* gateUp[] = {&gate, &up};
-    float* gateUpOut[] = {g.data(), u.data()};
-    forwardShared(gateUp, xn, n, gateUpOut, pool_);
-    for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
-    observe({&down.source}, g.data(), n, down.cols);
-    if (stop == 3) return false;
+                int stop = -1, std::vector<float>* inner = nullptr, bool observeInput = true) {
+    std::vector<float> g;
+    if (inner && !inner->empty()) {
+      g = std::move(*inner);
+    } else {
+      g.resize(static_cast<std::size_t>(n * gate.rows));
+      std::vector<float> u(g.size());
+      if (observeInput) observe({&gate.source, &up.source}, xn, n, gate.cols);
+      if (stop == 2) return false;
+      const Linear* gateUp[] = {&gate, &up};
+      float* gateUpOut[] = {g.data(), u.data()};
+      forwardShared(gateUp, xn, n, gateUpOut, pool_);
+      for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
+      observe({&down.source}, g.data(), n, down.cols);
+      if (stop == 3) {
+        if (inner) *inner = std::move(g);
+        return false;
+      }
+    }
     down.forward(g.data(), n, out, pool_);
     return true;
   }

@@ -162,6 +162,20 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
          "--calibration or with fewer --calibration-texts",
          label_, formatBytes(needed), formatBytes(budget_));
   budget_ -= (shift ? 2 : 1) * hiddenBytes + (shift ? lm_->weightBytes() : 0);
+  // Passes that go on from the last one's stage (resumePasses) keep per token at most the attention output, the
+  // residual and the MLP's input, or the residual and the MLP's inner activation: only where that fits beside one
+  // block's statistics.
+  if (o_.resumePasses && o_.inputs != CalibrationOptions::Inputs::Original && cfg.numExperts <= 0) {
+    const std::uint64_t perToken = std::max<std::uint64_t>(
+        {static_cast<std::uint64_t>(cfg.numHeads * cfg.headDim), 2 * static_cast<std::uint64_t>(cfg.hiddenSize),
+         static_cast<std::uint64_t>(cfg.hiddenSize + cfg.intermediateSize)});
+    const std::uint64_t progressBytes = (shift ? 2 : 1) * 4 * perToken * static_cast<std::uint64_t>(o_.sequences) *
+                                        static_cast<std::uint64_t>(o_.length);
+    if (progressBytes + (shift ? 2 : 1) * blockGramBytes(cfg) <= budget_) {
+      resume_ = true;
+      budget_ -= progressBytes;
+    }
+  }
   texts_ = given ? std::move(o_.texts) : writeTexts(*weights_, *lm_, pool, o_, 0, o_.sequences * o_.length);
   o_.texts.clear();
   for (const auto& ids : texts_) {
@@ -237,6 +251,8 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
       auto& v = originalInputs[*names.front()].first;
       v.insert(v.end(), x, x + n * cols);
     });
+  if (!resume_ || layer != progressLayer_) forgetProgress();
+  progressLayer_ = layer;
   struct UnobserveOriginal {
     model::CausalLM* lm;
     ~UnobserveOriginal() {
@@ -254,23 +270,32 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
         copyOriginal = hiddenOriginal_[t];
         data = copyOriginal.data();
       }
-      original_->runLayer(layer, data, n, stopAfterStage);
+      original_->runLayer(layer, data, n, stopAfterStage, resume_ ? &progressOriginal_[t] : nullptr);
     }
     float* data = hidden_[t].data();
     if (!inPlace) {
       copy = hidden_[t];
       data = copy.data();
     }
-    lm_->runLayer(layer, data, n, stopAfterStage);
+    lm_->runLayer(layer, data, n, stopAfterStage, resume_ ? &progress_[t] : nullptr);
     if (o_.passProgress)
       o_.passProgress(layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size()));
   }
   passes_ = inPlace ? 0 : passes_ + 1;  // in place: the texts move on to the next block
+  if (resume_) progressStage_ = progress_.empty() ? -1 : progress_.front().stage;
   if (observe) {
+    // A pass that went on from a later stage than the block's input observed only the stages after it: the
+    // statistics of the earlier ones stay (their staleness is tracked as before).
+    for (const auto& [name, g] : grams) gatheredAt_[name] = static_cast<int>(replacedStages_.size());
+    grams.merge(grams_);
     grams_ = std::move(grams);
     gatheredThrough_ = stopAfterStage < 0 ? kLastStage : stopAfterStage;
-    for (const auto& [name, g] : grams_) gatheredAt_[name] = static_cast<int>(replacedStages_.size());
-    peakBytes_ = std::max(peakBytes_, bytes);
+    std::set<const quant::InputGram*> held;
+    std::uint64_t heldBytes = 0;
+    for (const auto& [name, g] : grams_)
+      if (held.insert(g.get()).second)
+        heldBytes += (original_ ? 16ull : 8ull) * static_cast<std::uint64_t>(g->n) * static_cast<std::uint64_t>(g->n);
+    peakBytes_ = std::max(peakBytes_, std::max(bytes, heldBytes));
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -308,6 +333,12 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
   return it == grams_.end() ? nullptr : it->second;
 }
 
+void SelfCalibration::forgetProgress() {
+  progress_.assign(hidden_.size(), {});
+  if (original_) progressOriginal_.assign(hidden_.size(), {});
+  progressStage_ = -1;
+}
+
 void SelfCalibration::replace(const std::string& weight, const model::Linear& compressed) {
   if (o_.inputs == CalibrationOptions::Inputs::Original) return;
   const std::int64_t layer = blockOfWeight(weight);
@@ -315,6 +346,9 @@ void SelfCalibration::replace(const std::string& weight, const model::Linear& co
     fail(Errc::InvalidArgument, "{}: \"{}\" replaced after its block was run", label_, weight);
   lm_->replaceWeight(weight, compressed);
   if (layer == gramLayer_) replacedStages_.push_back(calibrationStage(weight));
+  // The passes' kept values were computed with this weight where it comes before them; the original model's
+  // are dropped too, so that both models go on from the same stage and observe the same inputs.
+  if (layer == progressLayer_ && calibrationStage(weight) < progressStage_) forgetProgress();
 }
 
 std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source, ThreadPool& pool,

@@ -48,6 +48,12 @@ struct CalibrationOptions {
   // for (the weights after it are replaced before they are asked for, so their statistics would be stale); false
   // runs the whole block every pass. The statistics are the same either way (tests compare them).
   bool partialPasses = true;
+  // Compressed / Shift: a statistics pass goes on from where the last pass over the block stopped (the values
+  // there are kept per text: model::BlockProgress) instead of running the block from its input again, as long as
+  // no weight before that point has been replaced since; each model then runs each stage of a block about once.
+  // Costs 4 x tokens x max(q width, 2 hidden, hidden + MLP width) bytes per model; where that does not fit the
+  // memory budget beside the statistics, the passes run from the input. Same statistics either way (tested).
+  bool resumePasses = true;
   std::function<bool()> keepGoing;  // asked on the calling thread; false: Error(Cancelled)
   std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
   // Texts run through a block so far (after each text of each pass; `pass` counts the block's passes from 1), on
@@ -59,7 +65,8 @@ struct CalibrationOptions {
 // the model write its texts and computes the hidden states block 0 receives for them; then gram() gives each
 // weight's input statistics, running the texts through one block at a time, and replace() hands in a weight's
 // compressed version. Only the current block's statistics are held (8 n^2 bytes per distinct input of the block),
-// plus the hidden states of the texts (4 bytes x tokens x hidden).
+// plus the hidden states of the texts (4 bytes x tokens x hidden) and, with resumePasses, where the last pass over
+// the block stopped (model::BlockProgress per text).
 class SelfCalibration {
  public:
   // Errors: Error(BadConfig) without config.json, Error(Unsupported) for an architecture the engine lacks,
@@ -86,6 +93,7 @@ class SelfCalibration {
 
  private:
   void gather(std::int64_t layer, bool observe, bool inPlace, int stopAfterStage = -1);
+  void forgetProgress();
   static constexpr int kLastStage = 3;
   int gatheredThrough_ = kLastStage;         // the last stage whose weights grams_ holds
   int passes_ = 0;                          // passes over block layer_ so far
@@ -104,6 +112,12 @@ class SelfCalibration {
   std::map<std::string, std::shared_ptr<quant::InputGram>> grams_;  // of block gramLayer_, by weight
   std::map<std::string, int> gatheredAt_;   // weight -> replacements in its block when its statistics were taken
   std::vector<int> replacedStages_;         // stages of the weights of block gramLayer_ replaced so far
+  // CalibrationOptions::resumePasses: per text, where the last statistics pass over block progressLayer_ stopped,
+  // in the compressed model and (Shift) the original; both always at the same stage.
+  bool resume_ = false;
+  std::vector<model::BlockProgress> progress_, progressOriginal_;
+  std::int64_t progressLayer_ = -1;
+  int progressStage_ = -1;
   std::uint64_t budget_ = 0, peakBytes_ = 0;
   double seconds_ = 0;
 };

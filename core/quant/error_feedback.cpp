@@ -3,6 +3,8 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "model/linear.h"
+#include "quant/gram_tiles.h"
 
 #include <algorithm>
 #include <cmath>
@@ -89,22 +91,37 @@ bool choleskyLower(std::vector<double>& a, std::int64_t n, ThreadPool* pool) {
 
 namespace {
 
-// out[i][j] += sum_t a[t][i] b[t][j] (a, b [rows][c], out c x c row-major): blocks of 4 rows x 16 columns that
-// accumulate in float registers while the rows stream past, blocks in parallel. `upper`: only j >= i (a == b).
+// out[i][j] += sum_t a[t][i] b[t][j] (a, b [rows][c], out c x c row-major): blocks of 4 rows x 16 columns (32
+// with AVX-512) that accumulate in float registers while the rows stream past, blocks in parallel. `upper`: only
+// j >= i (a == b). Every element is one chain of fused multiply-adds over t in order, whatever the width: the
+// same sums on every CPU that has FMA. The padded copies are kept per thread (fresh pages for each call cost a
+// tenth of a calibration's time).
 void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t c, double* out, bool upper,
                  ThreadPool* pool) {
-  constexpr std::int64_t kRows = 4, kCols = 16;
-  const std::int64_t cp = (c + kCols - 1) / kCols * kCols;  // columns padded with zeros (row blocks fit too)
-  std::vector<float> ap(static_cast<std::size_t>(rows * cp), 0.0f), bp;
-  for (std::int64_t t = 0; t < rows; ++t) std::copy_n(a + t * c, c, ap.data() + t * cp);
-  if (a != b) {
-    bp.assign(ap.size(), 0.0f);
-    for (std::int64_t t = 0; t < rows; ++t) std::copy_n(b + t * c, c, bp.data() + t * cp);
-  }
+  constexpr std::int64_t kRows = 4, kCols = 16, kPad = 32;
+  const std::int64_t cp = (c + kPad - 1) / kPad * kPad;  // columns padded with zeros (row blocks fit too)
+  thread_local std::vector<float> ap, bp;
+  auto pad = [&](const float* x, std::vector<float>& to) {
+    if (to.size() < static_cast<std::size_t>(rows * cp)) to.resize(static_cast<std::size_t>(rows * cp));
+    for (std::int64_t t = 0; t < rows; ++t) {
+      std::copy_n(x + t * c, c, to.data() + t * cp);
+      std::fill(to.data() + t * cp + c, to.data() + (t + 1) * cp, 0.0f);
+    }
+  };
+  pad(a, ap);
+  if (a != b) pad(b, bp);
   const float* xa = ap.data();
   const float* xb = a != b ? bp.data() : ap.data();
+#ifdef EQ_X86_KERNELS
+  const bool wide = model::kernelIsa() == model::KernelIsa::Avx512;
+#else
+  constexpr bool wide = false;
+#endif
   forRange(pool, 0, (c + kRows - 1) / kRows, rows * c * kRows / (upper ? 2 : 1) + 1, [&](std::int64_t blk) {
     const std::int64_t i0 = blk * kRows;
+#ifdef EQ_X86_KERNELS
+    if (wide) return detail::gramTilesAvx512(xa, xb, rows, cp, c, i0, upper, out);
+#endif
     for (std::int64_t j0 = upper ? i0 / kCols * kCols : 0; j0 < c; j0 += kCols) {
       alignas(32) float acc[kRows][kCols] = {};
 #ifdef __AVX2__
@@ -132,14 +149,10 @@ void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t
         const float* at = xa + t * cp;
         const float* bt = xb + t * cp;
         for (std::int64_t r = 0; r < kRows; ++r)
-          for (std::int64_t k = 0; k < kCols; ++k) acc[r][k] += at[i0 + r] * bt[j0 + k];
+          for (std::int64_t k = 0; k < kCols; ++k) acc[r][k] = std::fma(at[i0 + r], bt[j0 + k], acc[r][k]);
       }
 #endif
-      for (std::int64_t r = 0; r < kRows && i0 + r < c; ++r) {
-        double* gi = out + (i0 + r) * c;
-        const std::int64_t k0 = upper ? std::max<std::int64_t>(0, i0 + r - j0) : 0;
-        for (std::int64_t k = k0; k < kCols && j0 + k < c; ++k) gi[j0 + k] += acc[r][k];
-      }
+      detail::addTile(&acc[0][0], kRows, kCols, c, i0, j0, upper, out);
     }
   });
 }
@@ -156,7 +169,8 @@ void InputGram::add(const float* x, std::int64_t rows, ThreadPool* pool) {
 
 void InputGram::addShift(const float* original, const float* x, std::int64_t rows, ThreadPool* pool) {
   const std::int64_t c = n;
-  std::vector<float> delta(static_cast<std::size_t>(rows * c));
+  thread_local std::vector<float> delta;  // kept, as addProducts' copies
+  delta.resize(static_cast<std::size_t>(rows * c));
   for (std::size_t k = 0; k < delta.size(); ++k) delta[k] = original[k] - x[k];
   if (shift.empty()) shift.assign(xtx.size(), 0.0);
   addProducts(delta.data(), x, rows, c, shift.data(), false, pool);
