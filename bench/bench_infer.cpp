@@ -3,7 +3,7 @@
 // compressed at 3 bits: load time, prefill and decode tokens/s for each kernel instruction set, against the
 // memory-bandwidth floor (bytes of weights read per decoded token / measured read bandwidth). Prefill and decode are
 // timed --repeat times (default 3) and the medians printed.
-// Usage: bench_infer [--layers N] [--threads N] [--isa avx2,avx512] [--repeat N] [--keep DIR]
+// Usage: bench_infer [--layers N] [--threads N] [--isa avx2,avx512bw,avx512] [--repeat N] [--keep DIR]
 //   --isa   kernels to time, comma-separated (default: avx2 and, where the CPU has it, avx512)
 //   --keep  build the two models in DIR and reuse them in later runs with the same --layers (saves the compression)
 #include "common/thread_pool.h"
@@ -81,13 +81,13 @@ std::vector<model::KernelIsa> parseIsas(const std::string& list) {
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
     bool known = false;
-    for (const auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512})
+    for (const auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512Bw, model::KernelIsa::Avx512})
       if (model::kernelIsaName(isa) == name) {
         known = true;
         if (model::kernelIsaSupported(isa)) out.push_back(isa);
         else fmt::print(stderr, "skipping {}: this CPU lacks it\n", name);
       }
-    if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512)\n", name);
+    if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512bw, avx512)\n", name);
   }
   return out;
 }

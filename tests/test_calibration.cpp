@@ -369,7 +369,7 @@ class TestCalibration : public QObject {
       return t.xtx;
     }());
     const model::KernelIsa before = model::kernelIsa();
-    for (auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512}) {
+    for (auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512Bw, model::KernelIsa::Avx512}) {
       if (!model::setKernelIsa(isa)) continue;
       InputGram g2(n), s2(n);
       g2.add(x.data(), tokens / 2, &pool);

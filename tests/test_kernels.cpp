@@ -21,7 +21,7 @@ using kernels::WeightType;
 
 namespace {
 
-constexpr KernelIsa kIsas[] = {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512};
+constexpr KernelIsa kIsas[] = {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512};
 
 std::size_t elementBytes(WeightType t) {
   return t == WeightType::F32 ? 4 : t == WeightType::BF16 ? 2 : 1;
@@ -152,6 +152,7 @@ class TestKernels : public QObject {
       if (kernelIsaSupported(isa)) QCOMPARE(kernelIsa(), isa);
     }
     QCOMPARE(kernelIsaName(KernelIsa::Avx512), std::string_view("avx512"));
+    QCOMPARE(kernelIsaName(KernelIsa::Avx512Bw), std::string_view("avx512bw"));
     QVERIFY(setKernelIsa(initial));
     qInfo("kernels in use: %s", kernelIsaName(initial).data());
   }

@@ -107,6 +107,7 @@ const KernelSet* kernelSet(KernelIsa isa) {
 #ifdef EQ_X86_KERNELS
     case KernelIsa::Avx2: return &avx2Kernels();
     case KernelIsa::Avx512: return &avx512Kernels();
+    case KernelIsa::Avx512Bw: return &avx512bwKernels();
 #endif
     default: return nullptr;
   }
@@ -183,22 +184,23 @@ void gemvShared(const KernelSet& k, const Weights* w, std::size_t count, const f
 namespace {
 
 KernelIsa bestIsa() {
-  return kernelIsaSupported(KernelIsa::Avx512) ? KernelIsa::Avx512
-         : kernelIsaSupported(KernelIsa::Avx2) ? KernelIsa::Avx2
-                                               : KernelIsa::Generic;
+  return kernelIsaSupported(KernelIsa::Avx512)   ? KernelIsa::Avx512
+         : kernelIsaSupported(KernelIsa::Avx512Bw) ? KernelIsa::Avx512Bw
+         : kernelIsaSupported(KernelIsa::Avx2)     ? KernelIsa::Avx2
+                                                   : KernelIsa::Generic;
 }
 
 KernelIsa initialIsa() {
   const KernelIsa best = bestIsa();
   const char* env = std::getenv("ENTQUANT_ISA");
   if (!env || !*env) return best;
-  for (const KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512}) {
+  for (const KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512}) {
     if (kernelIsaName(isa) != env) continue;
     if (kernelIsaSupported(isa)) return isa;
     fmt::print(stderr, "ENTQUANT_ISA={}: this CPU or build lacks it; using {}\n", env, kernelIsaName(best));
     return best;
   }
-  fmt::print(stderr, "ENTQUANT_ISA={} is not generic, avx2 or avx512; using {}\n", env, kernelIsaName(best));
+  fmt::print(stderr, "ENTQUANT_ISA={} is not generic, avx2, avx512bw or avx512; using {}\n", env, kernelIsaName(best));
   return best;
 }
 
@@ -241,6 +243,10 @@ bool kernelIsaSupported(KernelIsa isa) {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vbmi");
+    case KernelIsa::Avx512Bw:
+      __builtin_cpu_init();
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
 #endif
     default: return false;
   }
@@ -259,6 +265,7 @@ std::string_view kernelIsaName(KernelIsa isa) {
     case KernelIsa::Generic: return "generic";
     case KernelIsa::Avx2: return "avx2";
     case KernelIsa::Avx512: return "avx512";
+    case KernelIsa::Avx512Bw: return "avx512bw";
   }
   return "?";
 }

@@ -50,8 +50,10 @@ void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64
                    ThreadPool& pool);
 
 // The instruction set of Linear::forward's kernels, process-wide. Chosen at first use: the best the CPU supports,
-// or the one named by the environment variable ENTQUANT_ISA (generic, avx2 or avx512) when the CPU has it.
-enum class KernelIsa : int { Generic, Avx2, Avx512 };
+// or the one named by the environment variable ENTQUANT_ISA (generic, avx2, avx512bw or avx512) when the CPU has it.
+// Avx512: AVX512F/BW/VL/VBMI (Ice Lake, Sapphire Rapids, Zen 4 and later); Avx512Bw: the same kernels with an FP8
+// decoder that needs no VBMI (Skylake-SP, Cascade Lake, Cooper Lake).
+enum class KernelIsa : int { Generic, Avx2, Avx512, Avx512Bw };
 KernelIsa kernelIsa();
 bool kernelIsaSupported(KernelIsa isa);
 // Switches the kernels (tests and benchmarks compare them); false, and no change, where the CPU lacks `isa`.

@@ -53,7 +53,8 @@ struct KernelSet {
 
 #ifdef EQ_X86_KERNELS  // defined by core/CMakeLists.txt where it builds these units
 const KernelSet& avx2Kernels();
-const KernelSet& avx512Kernels();  // its functions need AVX512F/BW/VL/VBMI
+const KernelSet& avx512Kernels();    // its functions need AVX512F/BW/VL/VBMI
+const KernelSet& avx512bwKernels();  // its functions need AVX512F/BW/VL
 #endif
 
 // Defined in linear.cpp (for Linear::forward and the kernel tests), never called by the kernel units:
