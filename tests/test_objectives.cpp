@@ -608,6 +608,11 @@ class TestObjectives : public QObject {
                                << "entquant compress: --objective must be paper, paper-local, ecsq-l1, ecsq-mse, ecsq-l1-row, ecsq-mse-row or ecsq-rdo, not \"foo\"";
     QTest::newRow("allocation") << QStringList{"compress", m, "-o", "x.eqz", "--allocation", "deep"}
                                 << "entquant compress: --allocation must be uniform, global, depth or measured, not \"deep\"";
+    QTest::newRow("allocation error") << QStringList{"compress", m, "-o", "x.eqz", "--allocation-error", "rows"}
+                                      << "entquant compress: --allocation-error must be balanced or matrix, not \"rows\"";
+    QTest::newRow("allocation error with uniform")
+        << QStringList{"compress", m, "-o", "x.eqz", "--allocation", "uniform", "--allocation-error", "matrix"}
+        << "entquant compress: --allocation-error applies to a bits target with --allocation global or depth";
     QTest::newRow("depth with lambda") << QStringList{"compress", m, "-o", "x.eqz", "--lambda", "3", "--allocation", "depth"}
                                        << "entquant compress: --allocation depth needs a bits target, not --lambda";
     QTest::newRow("scales with bits") << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--bits", "3"}

@@ -28,7 +28,10 @@ fs::path models() { return eqtest::dataDir() / "models"; }
 
 // A Llama-shaped folder with larger, LLM-like (Student-t, log-normal row scales) bf16 weights. `mixed` gives
 // each tensor a different tail (degrees of freedom) and row-scale spread, as real layers differ.
-void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned seed, bool mixed = false) {
+// outlierLog2 != 0: the same values, but q_proj's column 5 divided by 2^outlierLog2 and up_proj's row 4 and
+// down_proj's column 7 multiplied by it (exact in bf16), as the exact rescalings of a model between its layers do.
+void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned seed, bool mixed = false,
+                         int outlierLog2 = 0) {
   fs::create_directories(dir);
   std::mt19937 rng(seed);
   std::vector<TensorSpec> specs{{"model.embed_tokens.weight", DType::BF16, {64, hidden}},
@@ -47,7 +50,14 @@ void writeSyntheticModel(const fs::path& dir, int hidden, int inter, unsigned se
     for (std::int64_t r = 0; r < rows; ++r) {
       const double scale = 0.02 * std::exp(ln(rng));
       for (std::int64_t j = 0; j < cols; ++j) {
-        const float v = static_cast<float>(t(rng) * scale);
+        float v = static_cast<float>(t(rng) * scale);
+        if (outlierLog2) {
+          const float up = std::ldexp(1.0f, outlierLog2);
+          if (s.name.find("q_proj") != std::string::npos && j == 5) v = bf16ToF32(f32ToBf16(v)) / up;
+          if ((s.name.find("up_proj") != std::string::npos && r == 4) ||
+              (s.name.find("down_proj") != std::string::npos && j == 7))
+            v = bf16ToF32(f32ToBf16(v)) * up;
+        }
         if (s.dtype == DType::F32) std::memcpy(bytes.data() + 4 * (r * cols + j), &v, 4);
         else {
           const std::uint16_t h = f32ToBf16(v);
@@ -201,6 +211,7 @@ class TestPipeline : public QObject {
     CompressOptions o;
     o.target = {quant::RateTarget::Mode::Bits, 2.5};
     o.allocation = CompressOptions::Allocation::Uniform;
+    o.balancedAllocation = false;  // the plain relative MSE, which this test sums (the balanced one weighs elements)
     const CompressSummary uniform = compressModel(*src, tmp_->path() / "u.eqz", o);
     QCOMPARE(uniform.allocation, std::string("uniform"));
     o.allocation = CompressOptions::Allocation::Global;
@@ -217,6 +228,41 @@ class TestPipeline : public QObject {
     qInfo("weighted relative MSE at %.3f bits: uniform %.5f, global %.5f (%.3f bits)", uniform.effectiveBpw,
           weightedMse(uniform), weightedMse(global), global.effectiveBpw);
     QVERIFY(weightedMse(global) < weightedMse(uniform));
+  }
+
+  // The balanced error does not change when a row or a column is scaled by a power of two, as the exact rescalings
+  // between a model's layers do (docs/QUALITY.md, "Outlier channels"), so the bits hardly move (what moves them at
+  // all: each tensor's rows still trade bits by their plain error, and a 64x smaller column sinks into the codes'
+  // subnormal range). The plain relative MSE, dominated by the 64x row or column, moves a tensor's bits by more
+  // than a bit.
+  void balancedAllocationIgnoresRescaledRowsAndColumns() {
+    writeSyntheticModel(tmp_->path() / "plain", 256, 512, 5);
+    writeSyntheticModel(tmp_->path() / "rescaled", 256, 512, 5, false, 6);
+    CompressOptions o;
+    o.target = {quant::RateTarget::Mode::Bits, 2.5};
+    auto targets = [&](const char* model) {
+      const auto src = ModelSource::open(tmp_->path() / model);
+      std::map<std::string, double> out;
+      for (const auto& t : compressModel(*src, tmp_->path() / "b.eqz", o).tensors)
+        if (t.targetBits) out[t.name] = *t.targetBits;
+      return out;
+    };
+    auto moved = [&] {
+      const auto plain = targets("plain"), rescaled = targets("rescaled");
+      double most = 0;
+      for (const auto& [name, bits] : plain) most = std::max(most, std::fabs(rescaled.at(name) - bits));
+      return most;
+    };
+    const double balanced = moved();
+    QCOMPARE(EqzFile::open(tmp_->path() / "b.eqz").index().at("settings").at("allocation_error").get<std::string>(),
+             std::string("balanced"));
+    o.balancedAllocation = false;
+    const double matrix = moved();
+    QCOMPARE(EqzFile::open(tmp_->path() / "b.eqz").index().at("settings").at("allocation_error").get<std::string>(),
+             std::string("matrix"));
+    qInfo("largest change of a tensor's bits: balanced %.4f, matrix %.4f", balanced, matrix);
+    QVERIFY(balanced < 0.15);
+    QVERIFY(matrix > 1.0);
   }
 
   void layerRules() {

@@ -1,7 +1,7 @@
 // entquant compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format fp8|int8]
 //                   [--method entquant|rtn4|rtn3|rtn2|nf4]
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
-//                   [--allocation uniform|global|depth|measured]
+//                   [--allocation uniform|global|depth|measured] [--allocation-error balanced|matrix]
 //                   [--calibration none|self | --calibration-text FILE]
 //                   [--calibration-texts N] [--calibration-length N]
 //                   [--calibration-inputs auto|shift|original|compressed]
@@ -105,6 +105,15 @@ int runCompress(ArgList& args) {
     if (lambda && o.allocation != CompressOptions::Allocation::Uniform)
       throw UsageError(fmt::format("--allocation {} needs a bits target, not --lambda", *allocation));
   }
+  const auto allocationError = args.value("--allocation-error");
+  if (allocationError) {
+    if (*allocationError != "balanced" && *allocationError != "matrix")
+      throw UsageError(fmt::format("--allocation-error must be balanced or matrix, not \"{}\"", *allocationError));
+    if (lambda ||
+        (o.allocation != CompressOptions::Allocation::Global && o.allocation != CompressOptions::Allocation::Depth))
+      throw UsageError("--allocation-error applies to a bits target with --allocation global or depth");
+    o.balancedAllocation = *allocationError == "balanced";
+  }
   const auto calibration = args.value("--calibration");
   if (calibration) {
     if (*calibration == "self") o.calibration = CompressOptions::Calibration::Self;
@@ -140,7 +149,7 @@ int runCompress(ArgList& args) {
     o.calibrationOptions.length = *length;
   }
   if (const auto sc = args.value("--scales")) {
-    if (bits || lambda || objective || allocation || o.calibration != CompressOptions::Calibration::None)
+    if (bits || lambda || objective || allocation || allocationError || o.calibration != CompressOptions::Calibration::None)
       throw UsageError("--scales excludes --bits, --lambda, --objective, --allocation and --calibration");
     o.scalesFile = *sc;
   }

@@ -20,7 +20,7 @@ constexpr std::array<Command, 10> kCommands{{
      "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4]\n"
      "                  [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]\n"
-     "                  [--allocation uniform|global|depth|measured]\n"
+     "                  [--allocation uniform|global|depth|measured] [--allocation-error balanced|matrix]\n"
      "                  [--calibration none|self | --calibration-text FILE]\n"
      "                  [--calibration-texts N] [--calibration-length N]\n"
      "                  [--calibration-inputs auto|shift|original|compressed]\n"

@@ -103,6 +103,8 @@ nlohmann::json settingsJson(const CompressOptions& o, const std::string& calibra
           {"segment_symbols", o.segmentSymbols}};
   if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
   if (calibrationName(o) == "text") j["calibration_file"] = o.calibrationFile.string();
+  if (o.allocation == CompressOptions::Allocation::Global || o.allocation == CompressOptions::Allocation::Depth)
+    j["allocation_error"] = o.balancedAllocation ? "balanced" : "matrix";
   return j;
 }
 
@@ -189,10 +191,12 @@ std::map<std::string, double> allocateBits(const ModelSource& source, const Comp
   // spent, the last edge fractionally. This is the equal-slope optimum of sum weights * relMSE at fixed total bits.
   std::vector<std::vector<quant::RowPoint>> hulls;
   double total = 0, used = 0;
+  const bool balanced = o.balancedAllocation && o.allocation != CompressOptions::Allocation::Measured;
   for (const auto& c : curves) {
     std::vector<quant::RowPoint> pts;
     for (std::size_t k = 0; k < c.points.size(); ++k)
-      pts.push_back({static_cast<std::int32_t>(k), c.sensitivity * c.points[k].relMse, c.points[k].bits});
+      pts.push_back({static_cast<std::int32_t>(k), c.sensitivity * (balanced ? c.points[k].relMseBalanced : c.points[k].relMse),
+                     c.points[k].bits});
     quant::lowerHull(pts);
     total += c.weights;
     used += c.weights * pts.front().rate;

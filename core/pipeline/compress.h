@@ -56,6 +56,11 @@ struct CompressOptions {
   // relative MSE); runs the model, like --calibration self, whose first texts it shares. A lambda target (no bits
   // to spend) is always uniform.
   enum class Allocation { Uniform, Global, Depth, Measured } allocation = Allocation::Depth;
+  // The error "global" and "depth" weigh: each tensor's balanced relative MSE (quant::RatePoint::relMseBalanced:
+  // unchanged when a row or a column is scaled, so outlier rows or columns cannot make a tensor look cheap to
+  // compress), or, false, its plain relative MSE (the measure before 2026-12-05; "measured" always uses it, as its
+  // sensitivity is per unit of it).
+  bool balancedAllocation = true;
   // "self": calibrate on text the model writes itself (pipeline/calibrate.h; the engine must support the
   // architecture) and choose each layer's codes by error feedback against its input statistics, at the same scales
   // objective, allocation and bits. "none": the nearest codes, no model run.

@@ -112,18 +112,26 @@ std::int32_t paperIndex(const Analysis& a, const QuantizeOptions& o, std::int64_
   return pts[localOptimum(pts, static_cast<std::size_t>(start), lambdaRow)].k;
 }
 
-// Histogram of the codes of every rowStep-th row at this lambda (and, if asked, their squared error and energy).
+// Element weights row[r] x col[j] for an error measure (Balance).
+struct ElementWeights {
+  const double* row = nullptr;
+  const double* col = nullptr;
+};
+
+// Histogram of the codes of every rowStep-th row at this lambda (and, if asked, their squared error and energy, and
+// with `weights` the same weighted element by element).
 codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambdaRow,
-                              std::int64_t rowStep, ThreadPool& pool, double* sqErr = nullptr, double* sqSum = nullptr) {
+                              std::int64_t rowStep, ThreadPool& pool, double* sqErr = nullptr, double* sqSum = nullptr,
+                              ElementWeights weights = {}, double* sqErrW = nullptr, double* sqSumW = nullptr) {
   std::mutex mu;
   codec::SymbolCounts total{};
-  double errTotal = 0, sumTotal = 0;
+  double errTotal = 0, sumTotal = 0, errTotalW = 0, sumTotalW = 0;
   const std::int64_t sampled = (m.rows + rowStep - 1) / rowStep;
   forRowBlocks(pool, sampled, o, [&](std::int64_t s0, std::int64_t s1) {
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
     codec::SymbolCounts local{};
-    double err = 0, sum = 0;
+    double err = 0, sum = 0, errW = 0, sumW = 0;
     for (std::int64_t s = s0; s < s1; ++s) {
       const std::int64_t r = s * rowStep;
       m.row(r, w.data());
@@ -136,15 +144,24 @@ codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const Quan
           const double d = static_cast<double>(bf16ToF32(dequantizeOne(o.format, q[j], bf16ToF32(scale)))) - w[j];
           err += d * d;
           sum += static_cast<double>(w[j]) * w[j];
+          if (sqErrW) {
+            const double k = weights.row[r] * weights.col[j];
+            errW += k * d * d;
+            sumW += k * static_cast<double>(w[j]) * w[j];
+          }
         }
     }
     std::lock_guard lock(mu);
     for (int i = 0; i < 256; ++i) total[i] += local[i];
     errTotal += err;
     sumTotal += sum;
+    errTotalW += errW;
+    sumTotalW += sumW;
   });
   if (sqErr) *sqErr = errTotal;
   if (sqSum) *sqSum = sumTotal;
+  if (sqErrW) *sqErrW = errTotalW;
+  if (sqSumW) *sqSumW = sumTotalW;
   return total;
 }
 
@@ -166,12 +183,8 @@ double bitsOfCounts(const MatrixView& m, const QuantizeOptions& o, const codec::
 
 // Predicted effective bits per weight at lambda (paper objectives), measured on every rowStep-th row.
 double predictBits(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambda, std::int64_t rowStep,
-                   ThreadPool& pool, double* relMse = nullptr) {
-  double sqErr = 0, sqSum = 0;
-  const auto counts = histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool, relMse ? &sqErr : nullptr,
-                                &sqSum);
-  if (relMse) *relMse = sqSum > 0 ? sqErr / sqSum : 0;
-  return bitsOfCounts(m, o, counts);
+                   ThreadPool& pool) {
+  return bitsOfCounts(m, o, histogram(m, a, o, rowLambda(m, a, o.format, lambda), rowStep, pool));
 }
 
 // Solves bits(lambda) = target on log(lambda) by regula falsi with the Illinois rule (bits fall about linearly
@@ -428,11 +441,36 @@ std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& o, 
   po.log2Scales = {};
   if (isEcsq(po.objective)) po.objective = Objective::Paper;
   const Analysis a = analyze(m, po, pool, step);
+  // The balanced error's element weights: row and column factors (Sinkhorn-Knopp on the squared weights of the
+  // sampled rows) that give every sampled row and every column the same weighted energy. Computed in order on this
+  // thread, so the same on every run.
+  std::vector<double> col(static_cast<std::size_t>(m.cols), 1.0), row(static_cast<std::size_t>(m.rows), 0.0);
+  {
+    const double sampled = static_cast<double>((m.rows + step - 1) / step);
+    std::vector<float> w(static_cast<std::size_t>(m.cols));
+    std::vector<double> colSum(static_cast<std::size_t>(m.cols));
+    for (int it = 0; it < 8; ++it) {
+      std::fill(colSum.begin(), colSum.end(), 0.0);
+      for (std::int64_t r = 0; r < m.rows; r += step) {
+        m.row(r, w.data());
+        double e = 0;
+        for (std::int64_t j = 0; j < m.cols; ++j) e += col[j] * w[j] * w[j];
+        row[r] = e > 0 ? static_cast<double>(m.cols) / e : 0.0;
+        for (std::int64_t j = 0; j < m.cols; ++j) colSum[j] += row[r] * w[j] * w[j];
+      }
+      for (std::int64_t j = 0; j < m.cols; ++j) col[j] = colSum[j] > 0 ? sampled / colSum[j] : 0.0;
+    }
+  }
   std::vector<RatePoint> curve;
   for (int i = 0; i <= 24; ++i) {
     const double lambda = std::pow(10.0, -0.5 + 0.125 * i);  // 0.3 ... 300: about 8 down to 1.5 bits
-    RatePoint p{lambda, 0, 0};
-    p.bits = predictBits(m, a, po, lambda, step, pool, &p.relMse);
+    RatePoint p{lambda, 0, 0, 0};
+    double sqErr = 0, sqSum = 0, sqErrW = 0, sqSumW = 0;
+    const auto counts = histogram(m, a, po, rowLambda(m, a, po.format, lambda), step, pool, &sqErr, &sqSum,
+                                  {row.data(), col.data()}, &sqErrW, &sqSumW);
+    p.bits = bitsOfCounts(m, po, counts);
+    p.relMse = sqSum > 0 ? sqErr / sqSum : 0;
+    p.relMseBalanced = sqSumW > 0 ? sqErrW / sqSumW : 0;
     curve.push_back(p);
   }
   return curve;

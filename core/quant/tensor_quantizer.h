@@ -82,9 +82,13 @@ struct QuantizedTensor {
 };
 
 // Rate-distortion curve of a tensor for bit allocation, measured on about maxRows evenly spaced rows: predicted
-// effective bits per weight and relative MSE (sum (w_hat - w)^2 / sum w^2) for a grid of lambdas.
+// effective bits per weight and relative MSE (sum (w_hat - w)^2 / sum w^2) for a grid of lambdas, and the balanced
+// relative MSE: the same with every element weighted by a_i b_j, row and column factors that give each row and each
+// column of the weighted squares the same sum. Scaling a row or a column of the tensor (as the exact rescalings
+// between a norm and the next layer, or between up_proj's rows and down_proj's columns, do) leaves it unchanged, so
+// outlier rows or columns do not make a tensor look cheap to compress (docs/QUALITY.md, "Outlier channels").
 struct RatePoint {
-  double lambda = 0, bits = 0, relMse = 0;
+  double lambda = 0, bits = 0, relMse = 0, relMseBalanced = 0;
 };
 std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& options, ThreadPool& pool,
                                  std::int64_t maxRows = 256);

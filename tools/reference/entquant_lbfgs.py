@@ -20,8 +20,11 @@ The optimizer, as ENTQUANT.md sections 1-3 describe the reference code:
   changes nothing in any matrix's optimization). The matrices of these small models are too small for a GPU to
   help: 12 processes sharing one H200 took about 40 ms per loss evaluation, so the default is one CPU thread a
   worker process.
+- Where the strong-Wolfe line search overflows float (seen on matrices with 8-64x outlier columns, docs/QUALITY.md
+  "Outlier channels"), the paper's code would stop with an error; here the best iterate evaluated so far is kept
+  and the matrix is listed under "failed" in reference_runs.json.
 """
-import argparse, json, os, re, time
+import argparse, json, math, os, re, time
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -45,6 +48,7 @@ def optimize(w, lam, max_iter=500):
     opt = torch.optim.LBFGS([l], lr=1.0 if lam <= 14.5 else 0.25, max_iter=max_iter, history_size=100,
                             line_search_fn="strong_wolfe")
     evals = [0]
+    best = [l.detach().clone(), math.inf]  # the lowest-loss iterate, for a line search that overflows (below)
 
     def closure():
         opt.zero_grad()
@@ -58,9 +62,18 @@ def optimize(w, lam, max_iter=500):
         loss = (w_hat - w).abs().sum() / denom + lam * 4.0 * q.abs().mean()
         loss.backward()
         evals[0] += 1
+        if math.isfinite(loss.item()) and loss.item() < best[1]:
+            best[0], best[1] = l.detach().clone(), loss.item()
         return loss
 
-    opt.step(closure)
+    try:
+        opt.step(closure)
+    except RuntimeError as e:
+        # On matrices with outlier columns (docs/QUALITY.md, "Outlier channels") the strong-Wolfe line search can
+        # grow its step until it overflows float ("value cannot be converted to type float without overflow"); the
+        # paper's code would stop there. We keep the best iterate it had evaluated and record the failure.
+        state = opt.state[opt._params[0]]
+        return best[0], {"iterations": int(state.get("n_iter", 0)), "evals": evals[0], "failed": str(e)}
     state = opt.state[opt._params[0]]
     return l.detach(), {"iterations": int(state.get("n_iter", 0)), "evals": evals[0]}
 
@@ -84,7 +97,8 @@ def job(args):
     save_file(scales, out_path)
     return {"model": os.path.basename(model_dir.rstrip("/")), "lambda": lam, "seconds": time.time() - t0,
             "matrices": len(stats), "iterations_mean": sum(s["iterations"] for s in stats) / len(stats),
-            "iterations_max": max(s["iterations"] for s in stats), "evals": sum(s["evals"] for s in stats)}
+            "iterations_max": max(s["iterations"] for s in stats), "evals": sum(s["evals"] for s in stats),
+            "failed": [{"name": s["name"], "error": s["failed"]} for s in stats if "failed" in s]}
 
 
 if __name__ == "__main__":
