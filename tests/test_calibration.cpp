@@ -844,27 +844,24 @@ class TestCalibration : public QObject {
     // Statistics passes that stop at the stage they are for store the same codes as passes over whole blocks: the
     // same statistics, bit for bit (they did not even match from run to run while the engine's results depended on
     // where the heap put a replaced weight: common/aligned.h).
+    const EqzFile partial = EqzFile::open(tmp_->path() / "a.eqz");
+    auto sameAsPartial = [&](const char* file) {
+      compressModel(*src, tmp_->path() / file, o);
+      const EqzFile other = EqzFile::open(tmp_->path() / file);
+      QCOMPARE(partial.tensors().size(), other.tensors().size());
+      for (std::size_t i = 0; i < partial.tensors().size(); ++i)
+        for (const auto& [key, section] : partial.tensors()[i].sections) {
+          const auto a = partial.bytes(section);
+          const auto b = other.bytes(*other.tensors()[i].section(key));
+          QVERIFY2(std::equal(a.begin(), a.end(), b.begin(), b.end()), (partial.tensors()[i].name + " " + key).c_str());
+        }
+    };
     o.calibrationOptions.partialPasses = false;
-    compressModel(*src, tmp_->path() / "whole.eqz", o);
-    const EqzFile partial = EqzFile::open(tmp_->path() / "a.eqz"), whole = EqzFile::open(tmp_->path() / "whole.eqz");
-    QCOMPARE(partial.tensors().size(), whole.tensors().size());
-    for (std::size_t i = 0; i < partial.tensors().size(); ++i)
-      for (const auto& [key, section] : partial.tensors()[i].sections) {
-        const auto a = partial.bytes(section);
-        const auto b = whole.bytes(*whole.tensors()[i].section(key));
-        QVERIFY2(std::equal(a.begin(), a.end(), b.begin(), b.end()), (partial.tensors()[i].name + " " + key).c_str());
-      }
+    sameAsPartial("whole.eqz");
     o.calibrationOptions.partialPasses = true;
     // ... and so do partial passes that each run from the block's input (without BlockProgress).
     o.calibrationOptions.resumePasses = false;
-    compressModel(*src, tmp_->path() / "fromInput.eqz", o);
-    const EqzFile fromInput = EqzFile::open(tmp_->path() / "fromInput.eqz");
-    for (std::size_t i = 0; i < partial.tensors().size(); ++i)
-      for (const auto& [key, section] : partial.tensors()[i].sections) {
-        const auto a = partial.bytes(section);
-        const auto b = fromInput.bytes(*fromInput.tensors()[i].section(key));
-        QVERIFY2(std::equal(a.begin(), a.end(), b.begin(), b.end()), (partial.tensors()[i].name + " " + key).c_str());
-      }
+    sameAsPartial("fromInput.eqz");
     o.calibrationOptions.resumePasses = true;
     if (model == "tiny-mixtral") {
       o.calibrationOptions.inputs = CalibrationOptions::Inputs::Shift;
