@@ -282,7 +282,6 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
       o_.passProgress(layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size()));
   }
   passes_ = inPlace ? 0 : passes_ + 1;  // in place: the texts move on to the next block
-  if (resume_) progressStage_ = progress_.empty() ? -1 : progress_.front().stage;
   if (observe) {
     // A pass that went on from a later stage than the block's input observed only the stages after it: the
     // statistics of the earlier ones stay (their staleness is tracked as before).
@@ -290,12 +289,12 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
     grams.merge(grams_);
     grams_ = std::move(grams);
     gatheredThrough_ = stopAfterStage < 0 ? kLastStage : stopAfterStage;
-    std::set<const quant::InputGram*> held;
+    std::set<const quant::InputGram*> held;  // the new statistics and those kept (at least `bytes`)
     std::uint64_t heldBytes = 0;
     for (const auto& [name, g] : grams_)
       if (held.insert(g.get()).second)
         heldBytes += (original_ ? 16ull : 8ull) * static_cast<std::uint64_t>(g->n) * static_cast<std::uint64_t>(g->n);
-    peakBytes_ = std::max(peakBytes_, std::max(bytes, heldBytes));
+    peakBytes_ = std::max(peakBytes_, heldBytes);
   }
   seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -336,7 +335,6 @@ std::shared_ptr<const quant::InputGram> SelfCalibration::gram(const std::string&
 void SelfCalibration::forgetProgress() {
   progress_.assign(hidden_.size(), {});
   if (original_) progressOriginal_.assign(hidden_.size(), {});
-  progressStage_ = -1;
 }
 
 void SelfCalibration::replace(const std::string& weight, const model::Linear& compressed) {
@@ -348,7 +346,9 @@ void SelfCalibration::replace(const std::string& weight, const model::Linear& co
   if (layer == gramLayer_) replacedStages_.push_back(calibrationStage(weight));
   // The passes' kept values were computed with this weight where it comes before them; the original model's
   // are dropped too, so that both models go on from the same stage and observe the same inputs.
-  if (layer == progressLayer_ && calibrationStage(weight) < progressStage_) forgetProgress();
+  // (Every text's pass stopped at the same stage: the first text's progress tells it.)
+  if (layer == progressLayer_ && !progress_.empty() && calibrationStage(weight) < progress_.front().stage)
+    forgetProgress();
 }
 
 std::vector<std::vector<std::int32_t>> writeSelfTexts(const ModelSource& source, ThreadPool& pool,

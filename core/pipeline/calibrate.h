@@ -113,11 +113,10 @@ class SelfCalibration {
   std::map<std::string, int> gatheredAt_;   // weight -> replacements in its block when its statistics were taken
   std::vector<int> replacedStages_;         // stages of the weights of block gramLayer_ replaced so far
   // CalibrationOptions::resumePasses: per text, where the last statistics pass over block progressLayer_ stopped,
-  // in the compressed model and (Shift) the original; both always at the same stage.
+  // in the compressed model and (Shift) the original; all texts and both models always at the same stage.
   bool resume_ = false;
   std::vector<model::BlockProgress> progress_, progressOriginal_;
   std::int64_t progressLayer_ = -1;
-  int progressStage_ = -1;
   std::uint64_t budget_ = 0, peakBytes_ = 0;
   double seconds_ = 0;
 };

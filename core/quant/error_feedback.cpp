@@ -113,7 +113,8 @@ void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t
   const float* xa = ap.data();
   const float* xb = a != b ? bp.data() : ap.data();
 #ifdef EQ_X86_KERNELS
-  const bool wide = model::kernelIsa() == model::KernelIsa::Avx512 || model::kernelIsa() == model::KernelIsa::Avx512Bw;
+  const model::KernelIsa isa = model::kernelIsa();
+  const bool wide = isa == model::KernelIsa::Avx512 || isa == model::KernelIsa::Avx512Bw;
 #else
   constexpr bool wide = false;
 #endif

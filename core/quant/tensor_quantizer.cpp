@@ -112,7 +112,7 @@ std::int32_t paperIndex(const Analysis& a, const QuantizeOptions& o, std::int64_
   return pts[localOptimum(pts, static_cast<std::size_t>(start), lambdaRow)].k;
 }
 
-// Element weights row[r] x col[j] for an error measure (Balance).
+// Element weights row[r] x col[j] of an error measure (the balanced relative MSE of rateCurve).
 struct ElementWeights {
   const double* row = nullptr;
   const double* col = nullptr;
