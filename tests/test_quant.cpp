@@ -114,19 +114,31 @@ class TestQuant : public QObject {
     QTest::addColumn<QString>("format");
     QTest::addColumn<int>("n");
     QTest::addColumn<double>("rowScale");
+    QTest::addColumn<bool>("plateau");
     for (const char* f : {"fp8", "int8"})
       for (int n : {1, 7, 64, 300, 2048}) {
-        QTest::newRow(qPrintable(QString("%1 n=%2").arg(f).arg(n))) << QString(f) << n << 0.02;
-        QTest::newRow(qPrintable(QString("%1 n=%2 large").arg(f).arg(n))) << QString(f) << n << 30.0;
+        QTest::newRow(qPrintable(QString("%1 n=%2").arg(f).arg(n))) << QString(f) << n << 0.02 << false;
+        QTest::newRow(qPrintable(QString("%1 n=%2 large").arg(f).arg(n))) << QString(f) << n << 30.0 << false;
       }
-    QTest::newRow("fp8 tiny weights") << "fp8" << 256 << 1e-25;
+    QTest::newRow("fp8 tiny weights") << "fp8" << 256 << 1e-25 << false;
+    // most of the row at the largest magnitude, many of them exactly where a grid scale's codes saturate (448 s,
+    // 464 s, 480 s): the lowest octaves code the whole plateau as 448
+    QTest::newRow("fp8 plateau") << "fp8" << 600 << 0.02 << true;
+    QTest::newRow("int8 plateau") << "int8" << 600 << 0.02 << true;
   }
   void everyCandidateMatchesTheDefinition() {
     QFETCH(QString, format);
     QFETCH(int, n);
     QFETCH(double, rowScale);
+    QFETCH(bool, plateau);
     const CodeFormat f = *parseCodeFormat(format.toStdString());
-    const auto w = heavyTailedRow(n, 100 + n, rowScale);
+    auto w = heavyTailedRow(n, 100 + n, rowScale);
+    if (plateau) {
+      const float s = scaleOfIndex(-16 * 12 + 5);
+      const float tops[] = {448 * s, 464 * s, 480 * s, 456 * s, 512 * s};
+      for (int j = 0; j < n; ++j)
+        if (j % 4 != 3) w[j] = bf16ToF32(f32ToBf16((j % 2 ? -1 : 1) * tops[j % 5]));
+    }
     RowScaleSearch search(f);
     std::vector<RowPoint> pts;
     search.candidates(w.data(), n, pts);

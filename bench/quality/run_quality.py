@@ -6,7 +6,7 @@ and measure each result against the original with the same protocol.
         [--bits 4,3,2.5,2.1] [--objectives paper,paper-local,ecsq-l1,ecsq-mse] [--allocations uniform,global,depth]
         [--formats fp8,int8] [--calibrations none,self,self-compressed,self-shift,text-shift] [--calibration-text FILE]
         [--baselines rtn4,rtn3,rtn2,nf4] [--reference DIR]
-        [--text FILE] [--max-windows N]
+        [--text FILE] [--max-windows N] [--compress-args "ARGS" --tag NAME]
 
 For each model, target and variant: `entquant compress --json` (effective bits per weight, everything counted;
 seconds), then `entquant compare --json` against the original on --text (perplexity by ENTQUANT.md section 8,
@@ -15,6 +15,8 @@ tools/reference/entquant_lbfgs.py (DIR/<model>/lambda-<L>.safetensors): each is 
 same way, and the reference's perplexity at each target is interpolated between the two lambdas whose effective
 bits bracket it (log-perplexity linear in bits). Writes OUT/results.csv, OUT/results.md and, when
 build/bench/plot_quality exists, OUT/chart-<model>-ppl.png. Rows already in results.csv are not measured again.
+--compress-args adds options to every variant's compress (not the baselines' or the reference's), and --tag NAME
+appends "/NAME" to those variants' names, so that such runs can share a results.csv with the plain ones.
 """
 import argparse, csv, glob, json, math, os, re, subprocess, sys, time
 
@@ -34,6 +36,8 @@ ap.add_argument("--ctx", default="512")
 ap.add_argument("--max-windows", default="0")
 ap.add_argument("--entquant", default="build/app/entquant")
 ap.add_argument("--plot", default="build/bench/plot_quality")
+ap.add_argument("--compress-args", default="", help="more compress options for every variant, e.g. \"--calibration-texts 64\"")
+ap.add_argument("--tag", default="", help="appended to the variants' names as /TAG")
 a = ap.parse_args()
 os.makedirs(a.out, exist_ok=True)
 FIELDS = ["model", "variant", "objective", "allocation", "calibration", "format", "target_bits", "effective_bpw", "model_bpw", "ppl",
@@ -86,7 +90,7 @@ for model in a.models.split(","):
             for allocation in a.allocations.split(","):
                 for cal in a.calibrations.split(","):
                     variant = (f"{objective}/{allocation}" + ("" if fmt == "fp8" else f"/{fmt}") +
-                               ("" if cal == "none" else f"/{cal}-calibrated"))
+                               ("" if cal == "none" else f"/{cal}-calibrated") + (f"/{a.tag}" if a.tag else ""))
                     for t in targets:
                         args = ["--bits", t, "--format", fmt, "--allocation", allocation, "--objective", objective]
                         kind, _, inputs = cal.partition("-")
@@ -96,6 +100,7 @@ for model in a.models.split(","):
                             args += ["--calibration", kind]
                         if inputs:  # self-compressed, self-shift, text-shift: --calibration-inputs
                             args += ["--calibration-inputs", inputs]
+                        args += a.compress_args.split()
                         measure(model, name, variant, t, args, objective, allocation, fmt, cal)
     for b in [b for b in a.baselines.split(",") if b]:
         measure(model, name, b, "", ["--method", b], b, "", "")
