@@ -307,32 +307,80 @@ void RowScaleSearch::int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out
   }
 }
 
+namespace {
+
+// Rate ascending, then error, then index: a strict total order (grid indices are unique), so every correct sort
+// gives the same sequence.
+bool hullOrder(const RowPoint& a, const RowPoint& b) {
+  return a.rate != b.rate ? a.rate < b.rate : (a.err != b.err ? a.err < b.err : a.k < b.k);
+}
+
+// Sorts by hullOrder, merging the runs the input already has: a row's candidates come phase by phase, each phase's
+// octaves in order of falling rate, so they are a few dozen descending runs (reversed here) that merge in a few
+// passes, where a general sort of hundreds of points per row cost more than the rest of the hull.
+void sortForHull(std::vector<RowPoint>& pts) {
+  const std::size_t n = pts.size();
+  thread_local std::vector<std::size_t> runs;
+  runs.assign(1, 0);
+  for (std::size_t i = 0; i < n;) {
+    std::size_t j = i + 1;
+    if (j < n && hullOrder(pts[j], pts[i])) {
+      while (j < n && hullOrder(pts[j], pts[j - 1])) ++j;
+      std::reverse(pts.begin() + static_cast<std::ptrdiff_t>(i), pts.begin() + static_cast<std::ptrdiff_t>(j));
+    } else {
+      while (j < n && !hullOrder(pts[j], pts[j - 1])) ++j;
+    }
+    runs.push_back(j);
+    i = j;
+  }
+  thread_local std::vector<RowPoint> buffer;
+  buffer.resize(n);
+  std::vector<RowPoint>* from = &pts;
+  std::vector<RowPoint>* to = &buffer;
+  while (runs.size() > 2) {  // merge neighbouring runs pairwise until one is left
+    std::size_t kept = 1;
+    for (std::size_t r = 0; r + 1 < runs.size(); r += 2) {
+      const auto b = from->begin();
+      const std::size_t lo = runs[r], mid = runs[r + 1], hi = r + 2 < runs.size() ? runs[r + 2] : mid;
+      std::merge(b + static_cast<std::ptrdiff_t>(lo), b + static_cast<std::ptrdiff_t>(mid),
+                 b + static_cast<std::ptrdiff_t>(mid), b + static_cast<std::ptrdiff_t>(hi),
+                 to->begin() + static_cast<std::ptrdiff_t>(lo), hullOrder);
+      runs[kept++] = hi;
+    }
+    runs.resize(kept);
+    std::swap(from, to);
+  }
+  if (from != &pts) pts.swap(buffer);
+}
+
+}  // namespace
+
 void lowerHull(std::vector<RowPoint>& pts) {
-  std::sort(pts.begin(), pts.end(), [](const RowPoint& a, const RowPoint& b) {
-    return a.rate != b.rate ? a.rate < b.rate : (a.err != b.err ? a.err < b.err : a.k < b.k);
-  });
-  std::vector<RowPoint> h;
-  h.reserve(pts.size());
-  for (const auto& p : pts) {
-    if (!h.empty() && h.back().rate == p.rate) continue;  // same rate, higher (or equal) error
-    while (h.size() >= 2) {
-      const RowPoint& a = h[h.size() - 2];
-      const RowPoint& b = h.back();
+  sortForHull(pts);
+  // Andrew's monotone chain, in place (the hull never holds more points than have been read).
+  std::size_t h = 0;
+  for (std::size_t i = 0; i < pts.size(); ++i) {
+    const RowPoint p = pts[i];
+    if (h > 0 && pts[h - 1].rate == p.rate) continue;  // same rate, higher (or equal) error
+    while (h >= 2) {
+      const RowPoint& a = pts[h - 2];
+      const RowPoint& b = pts[h - 1];
       const double cross = (b.rate - a.rate) * (p.err - a.err) - (b.err - a.err) * (p.rate - a.rate);
       if (cross > 0) break;
-      h.pop_back();
+      --h;
     }
-    h.push_back(p);
+    pts[h++] = p;
   }
+  pts.resize(h);
   // Past the lowest error, more rate only costs: such points never minimize err + lambda * rate for lambda >= 0.
-  const auto best = std::min_element(h.begin(), h.end(), [](const RowPoint& a, const RowPoint& b) { return a.err < b.err; });
-  h.erase(best + 1, h.end());
-  pts.swap(h);
+  const auto best = std::min_element(pts.begin(), pts.end(), [](const RowPoint& a, const RowPoint& b) { return a.err < b.err; });
+  if (best != pts.end()) pts.erase(best + 1, pts.end());
 }
 
 void RowScaleSearch::hull(const float* w, std::int64_t n, std::vector<RowPoint>& out) {
-  candidates(w, n, out);
-  lowerHull(out);
+  candidates(w, n, points_);
+  lowerHull(points_);
+  out.assign(points_.begin(), points_.end());  // a few dozen points, kept per row by the callers: no spare room
 }
 
 void RowScaleSearch::grid(const float* w, std::int64_t n, std::vector<RowPoint>& out) {

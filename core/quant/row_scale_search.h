@@ -49,6 +49,8 @@ class RowScaleSearch {
   void int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out);
   void bucketPhase(int p, int eLo);
 
+  std::vector<RowPoint> points_;  // hull(): the row's candidates
+
   CodeFormat format_;
   // |w| sorted ascending (and the sign of each), so t = bf16(|w| / P[p]) is sorted for every phase and the
   // exponent buckets are contiguous ranges.
