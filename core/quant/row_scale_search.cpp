@@ -31,16 +31,6 @@ inline float round3(float t) {
 
 inline int exponentOf(float t) { return static_cast<int>((std::bit_cast<std::uint32_t>(t) >> 23) & 0xFF) - 127; }
 
-// 2^e exactly, built from its bits where it is a normal number (what std::ldexp(1, e) gives, without a libm call per
-// octave; the search's octaves keep the scales normal).
-inline float pow2f(int e) {
-  return e >= -126 && e <= 127 ? std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23) : std::ldexp(1.0f, e);
-}
-inline double pow2d(int e) {
-  return e >= -1022 && e <= 1023 ? std::bit_cast<double>(static_cast<std::uint64_t>(e + 1023) << 52)
-                                 : std::ldexp(1.0, e);
-}
-
 }  // namespace
 
 RowScaleSearch::RowScaleSearch(CodeFormat format) : format_(format) {}
@@ -273,16 +263,18 @@ void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out)
     // Saturating range (only the lowest octaves): straight from the definition up to t * 2^-o = 448, from where
     // every code is 448 (t is sorted, so those weights are the row's tail): their errors summed in the same order
     // as before, their rates (448 each) added at once.
-    const float s = sp * pow2f(o);
-    const auto sat = std::lower_bound(t_.begin() + start_[normEnd], t_.end(), static_cast<float>(448.0 / down)) - t_.begin();
+    const float s = scaleOfIndex(16 * o + p);
+    const std::int64_t end = start_[nb];
+    const std::int64_t sat =
+        std::lower_bound(t_.begin() + start_[normEnd], t_.begin() + end, static_cast<float>(448.0 / down)) - t_.begin();
     for (auto j = start_[normEnd]; j < sat; ++j) {
       const float v = fp8E4M3ToF32(f32ToFp8E4M3(static_cast<float>(static_cast<double>(t_[j]) * down)));
       pt.err += std::fabs(static_cast<double>(a_[j]) - roundBf16(v * s));
       pt.rate += v;
     }
     const double top = roundBf16(448.0f * s);
-    for (auto j = sat; j < static_cast<std::int64_t>(t_.size()); ++j) pt.err += std::fabs(static_cast<double>(a_[j]) - top);
-    pt.rate += 448.0 * static_cast<double>(static_cast<std::int64_t>(t_.size()) - sat);
+    for (auto j = sat; j < end; ++j) pt.err += std::fabs(static_cast<double>(a_[j]) - top);
+    pt.rate += 448.0 * static_cast<double>(end - sat);
     out.push_back(pt);
   }
 }
@@ -290,13 +282,12 @@ void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out)
 void RowScaleSearch::int8Phase(int p, int o0, int o1, std::vector<RowPoint>& out) {
   const int eLo = o0 - 2;
   bucketPhase(p, eLo);
-  const float sp = scalePhase(p);
   const std::size_t nb = start_.size() - 1;
   for (int o = o0; o <= o1; ++o) {
     // exponent <= o - 2 means |t| * 2^-o < 0.5: code 0
     const std::size_t zEnd = static_cast<std::size_t>(std::clamp<long>(o - o0 + 1, 0, static_cast<long>(nb)));
     RowPoint pt{16 * o + p, pa_[zEnd], 0};
-    const float s = sp * pow2f(o);
+    const float s = scaleOfIndex(16 * o + p);
     const double down = pow2d(-o);
     for (auto j = start_[zEnd]; j < start_[nb]; ++j) {
       const double m = std::min(std::nearbyint(t_[j] * down), neg_[j] ? 128.0 : 127.0);

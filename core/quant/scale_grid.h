@@ -6,6 +6,7 @@
 
 #include "common/numerics.h"
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 
@@ -25,10 +26,20 @@ inline float scalePhase(int p) {
 
 inline int floorDiv16(int k) { return k >= 0 ? k / 16 : -((-k + 15) / 16); }
 
+// 2^e exactly: built from its bits where it is a normal number (what std::ldexp(1, e) gives, without a libm call:
+// the grid's octaves and the row search's per-octave factors are normal numbers), else by std::ldexp.
+inline float pow2f(int e) {
+  return e >= -126 && e <= 127 ? std::bit_cast<float>(static_cast<std::uint32_t>(e + 127) << 23) : std::ldexp(1.0f, e);
+}
+inline double pow2d(int e) {
+  return e >= -1022 && e <= 1023 ? std::bit_cast<double>(static_cast<std::uint64_t>(e + 1023) << 52)
+                                 : std::ldexp(1.0, e);
+}
+
 // The scale of grid index k as a float (exactly a bf16 value). Valid for k in [-16 * 126, 16 * 126].
 inline float scaleOfIndex(int k) {
   const int octave = floorDiv16(k);
-  return std::ldexp(scalePhase(k - 16 * octave), octave);
+  return scalePhase(k - 16 * octave) * pow2f(octave);
 }
 
 inline std::uint16_t scaleBitsOfIndex(int k) { return f32ToBf16(scaleOfIndex(k)); }
