@@ -234,6 +234,46 @@ std::int64_t subnormalBand(const float* a, const float* t, std::int64_t lo, std:
   return qsum;
 }
 
+// FP8's top binade below saturation over [lo, hi) at octave o (down = 2^-o): the codes t * 2^-o lie in [256, 448),
+// so each is round3(t) * 2^-o and its weight bf16(round3(t) * sp), as in normalSums; the terms are added to err and
+// rate one by one in order, as the loop from the definition added them (the same sums, bit for bit), but computed
+// eight at a time.
+void topBinade(const float* a, const float* t, std::int64_t lo, std::int64_t hi, float sp, float down, double& err,
+               double& rate) {
+  std::int64_t j = lo;
+#ifdef __AVX2__
+  const __m256 vsp = _mm256_set1_ps(sp), vdown = _mm256_set1_ps(down);
+  const __m256i one = _mm256_set1_epi32(1), r3bias = _mm256_set1_epi32(0x7FFFF), r3mask = _mm256_set1_epi32(~0xFFFFF);
+  const __m256i bfbias = _mm256_set1_epi32(0x7FFF), bfmask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+  alignas(32) double e[8];
+  alignas(32) float v[8];
+  for (; j + 8 <= hi; j += 8) {
+    const __m256 va = _mm256_loadu_ps(a + j);
+    const __m256i ti = _mm256_castps_si256(_mm256_loadu_ps(t + j));
+    const __m256 r3 = _mm256_castsi256_ps(_mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(ti, r3bias), _mm256_and_si256(_mm256_srli_epi32(ti, 20), one)), r3mask));
+    const __m256i pi = _mm256_castps_si256(_mm256_mul_ps(r3, vsp));
+    const __m256 wh = _mm256_castsi256_ps(_mm256_and_si256(
+        _mm256_add_epi32(_mm256_add_epi32(pi, bfbias), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)), bfmask));
+    _mm256_store_pd(e, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)),
+                                                   _mm256_cvtps_pd(_mm256_castps256_ps128(wh))), absMask));
+    _mm256_store_pd(e + 4, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)),
+                                                       _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1))), absMask));
+    _mm256_store_ps(v, _mm256_mul_ps(r3, vdown));
+    for (int k = 0; k < 8; ++k) {
+      err += e[k];
+      rate += v[k];
+    }
+  }
+#endif
+  for (; j < hi; ++j) {
+    const float r3 = round3(t[j]);
+    err += std::fabs(static_cast<double>(a[j]) - roundBf16Finite(r3 * sp));
+    rate += r3 * down;
+  }
+}
+
 }  // namespace
 
 void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out) {
@@ -260,18 +300,14 @@ void RowScaleSearch::fp8Phase(int p, int o0, int o1, std::vector<RowPoint>& out)
     RowPoint pt{16 * o + p, pa_[zEnd] + (pne_[normEnd] - pne_[bandEnd]), (pnr_[normEnd] - pnr_[bandEnd]) * down};
     const std::int64_t qsum = subnormalBand(a_.data(), t_.data(), start_[zEnd], start_[bandEnd], o, dq, pt.err);
     pt.rate += static_cast<double>(qsum) * 0x1p-9;
-    // Saturating range (only the lowest octaves): straight from the definition up to t * 2^-o = 448, from where
-    // every code is 448 (t is sorted, so those weights are the row's tail): their errors summed in the same order
-    // as before, their rates (448 each) added at once.
+    // Saturating range (only the lowest octaves): FP8's top binade up to t * 2^-o = 448, from where every code is
+    // 448 (t is sorted, so those weights are the row's tail): their errors summed in the same order as the
+    // definition's loop, their rates (448 each) added at once.
     const float s = scaleOfIndex(16 * o + p);
     const std::int64_t end = start_[nb];
     const std::int64_t sat =
         std::lower_bound(t_.begin() + start_[normEnd], t_.begin() + end, static_cast<float>(448.0 / down)) - t_.begin();
-    for (auto j = start_[normEnd]; j < sat; ++j) {
-      const float v = fp8E4M3ToF32(f32ToFp8E4M3(static_cast<float>(static_cast<double>(t_[j]) * down)));
-      pt.err += std::fabs(static_cast<double>(a_[j]) - roundBf16(v * s));
-      pt.rate += v;
-    }
+    topBinade(a_.data(), t_.data(), start_[normEnd], sat, sp, static_cast<float>(down), pt.err, pt.rate);
     const double top = roundBf16(448.0f * s);
     for (auto j = sat; j < end; ++j) pt.err += std::fabs(static_cast<double>(a_[j]) - top);
     pt.rate += 448.0 * static_cast<double>(end - sat);
