@@ -1193,6 +1193,19 @@ class TestCalibration : public QObject {
                             << "entquant compress: --calibration-inputs must be auto, shift, original or compressed, not \"mixed\"";
     QTest::newRow("length") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self", "--calibration-length", "1"}
                             << "entquant compress: --calibration-length must be at least 2";
+    QTest::newRow("seed without self") << QStringList{"compress", m, "-o", "x.eqz", "--calibration-seed", "2"}
+                                       << "entquant compress: --calibration-seed chooses the texts the model writes; "
+                                          "it needs --calibration self";
+    QTest::newRow("seed with text") << QStringList{"compress", m, "-o", "x.eqz", "--calibration-text", "t.txt",
+                                                   "--calibration-seed", "2"}
+                                    << "entquant compress: --calibration-seed chooses the texts the model writes; "
+                                       "it needs --calibration self";
+    QTest::newRow("seed negative") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self",
+                                                  "--calibration-seed", "-1"}
+                                   << "entquant compress: --calibration-seed must be 0 or more";
+    QTest::newRow("seed not a number") << QStringList{"compress", m, "-o", "x.eqz", "--calibration", "self",
+                                                      "--calibration-seed", "two"}
+                                       << "entquant compress: option --calibration-seed expects a number, got \"two\"";
     QTest::newRow("rtn") << QStringList{"compress", m, "-o", "x.eqz", "--method", "rtn4", "--calibration", "self"}
                          << "entquant compress: --objective, --calibration and --scales apply to --method entquant, not rtn4";
     QTest::newRow("scales") << QStringList{"compress", m, "-o", "x.eqz", "--scales", "s.safetensors", "--calibration", "self"}
@@ -1221,6 +1234,37 @@ class TestCalibration : public QObject {
                                    "--allocation", "measured", "--quiet"});
     QCOMPARE(n.code, 0);
     QVERIFY2(n.out.contains("measured bit allocation (sensitivities measured on 1024 tokens in"), n.out.constData());
+  }
+
+  // --calibration-seed: another seed, other texts and so other codes; the same seed, the same weights; the seed is
+  // kept in the file's settings.
+  void cliCalibrationSeed() {
+    const QString model = QString::fromStdString(kTinyLlama.string());
+    auto weightsOf = [&](const QString& seed, const QString& name) {
+      const fs::path file = tmp_->path() / (name.toStdString() + ".eqz");
+      const fs::path dir = tmp_->path() / name.toStdString();
+      QStringList args{"compress", model, "-o", QString::fromStdString(file.string()), "--bits", "3", "--calibration",
+                       "self", "--calibration-texts", "2", "--calibration-length", "12", "--quiet"};
+      if (!seed.isEmpty()) args << "--calibration-seed" << seed;
+      const auto c = eqtest::runCli(args);
+      if (c.code != 0) qWarning("%s", c.err.constData());
+      const auto d = eqtest::runCli({"decompress", QString::fromStdString(file.string()), "-o",
+                                     QString::fromStdString(dir.string())});
+      if (d.code != 0) qWarning("%s", d.err.constData());
+      const EqzFile f = EqzFile::open(file);
+      std::ifstream in(dir / "model.safetensors", std::ios::binary);
+      return std::make_pair(f.index()["settings"]["calibration_seed"].get<std::uint64_t>(),
+                            std::string(std::istreambuf_iterator<char>(in), {}));
+    };
+    const auto [seed1, w1] = weightsOf("", "default");
+    const auto [seed1again, w1again] = weightsOf("1", "one");
+    const auto [seed2, w2] = weightsOf("2", "two");
+    QCOMPARE(seed1, std::uint64_t(1));
+    QCOMPARE(seed1again, std::uint64_t(1));
+    QCOMPARE(seed2, std::uint64_t(2));
+    QVERIFY(!w1.empty());
+    QVERIFY(w1 == w1again);
+    QVERIFY(w1 != w2);
   }
 };
 

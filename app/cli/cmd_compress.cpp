@@ -3,7 +3,7 @@
 //                   [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]
 //                   [--allocation uniform|global|depth|measured] [--allocation-error balanced|matrix]
 //                   [--calibration none|self | --calibration-text FILE]
-//                   [--calibration-texts N] [--calibration-length N]
+//                   [--calibration-texts N] [--calibration-length N] [--calibration-seed S]
 //                   [--calibration-inputs auto|shift|original|compressed]
 //                   [--scales FILE.safetensors] [--threads N] [--json]
 //                   [--verbose] [--quiet]
@@ -147,6 +147,12 @@ int runCompress(ArgList& args) {
   if (length) {
     if (*length < 2) throw UsageError("--calibration-length must be at least 2");
     o.calibrationOptions.length = *length;
+  }
+  if (const auto seed = args.number<long long>("--calibration-seed")) {
+    if (o.calibration != CompressOptions::Calibration::Self)
+      throw UsageError("--calibration-seed chooses the texts the model writes; it needs --calibration self");
+    if (*seed < 0) throw UsageError("--calibration-seed must be 0 or more");
+    o.calibrationOptions.seed = static_cast<std::uint64_t>(*seed);
   }
   if (const auto sc = args.value("--scales")) {
     if (bits || lambda || objective || allocation || allocationError || o.calibration != CompressOptions::Calibration::None)

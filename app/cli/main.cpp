@@ -22,7 +22,7 @@ constexpr std::array<Command, 10> kCommands{{
      "                  [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]\n"
      "                  [--allocation uniform|global|depth|measured] [--allocation-error balanced|matrix]\n"
      "                  [--calibration none|self | --calibration-text FILE]\n"
-     "                  [--calibration-texts N] [--calibration-length N]\n"
+     "                  [--calibration-texts N] [--calibration-length N] [--calibration-seed S]\n"
      "                  [--calibration-inputs auto|shift|original|compressed]\n"
      "                  [--scales FILE.safetensors] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",

@@ -25,7 +25,7 @@ class ThreadPool;
 struct CalibrationOptions {
   std::int64_t sequences = 32;  // texts the model writes
   std::int64_t length = 0;      // tokens each (the first is BOS); 0: 512, or the model's context if shorter
-  std::uint64_t seed = 1;
+  std::uint64_t seed = 1;  // of the texts the model writes (`--calibration-seed`): text s samples with (seed, s)
   // Non-empty: these texts (token ids, each of 2 to the context's tokens; e.g. cut from the user's own text by
   // calibrationTextsOf) instead of writing any; sequences and length then do not apply.
   std::vector<std::vector<std::int32_t>> texts;

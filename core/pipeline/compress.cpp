@@ -103,6 +103,7 @@ nlohmann::json settingsJson(const CompressOptions& o, const std::string& calibra
           {"segment_symbols", o.segmentSymbols}};
   if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
   if (calibrationName(o) == "text") j["calibration_file"] = o.calibrationFile.string();
+  if (calibrationName(o) == "self") j["calibration_seed"] = o.calibrationOptions.seed;
   if (o.allocation == CompressOptions::Allocation::Global || o.allocation == CompressOptions::Allocation::Depth)
     j["allocation_error"] = o.balancedAllocation ? "balanced" : "matrix";
   return j;
