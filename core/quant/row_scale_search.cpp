@@ -150,6 +150,33 @@ struct BucketSums {
   double ne = 0, nr = 0;
 };
 
+#ifdef __AVX2__
+// Eight normal-range terms at once: the codes' magnitudes round3(t) and the errors |a - bf16(round3(t) * sp)|, in
+// double (lanes 0-3 in e0, 4-7 in e1), exactly as round3 and roundBf16Finite compute them one at a time.
+struct Normal8 {
+  __m256 r3;
+  __m256d e0, e1;
+};
+inline Normal8 normal8(const float* a, const float* t, __m256 vsp) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i ti = _mm256_castps_si256(_mm256_loadu_ps(t));
+  const __m256 r3 = _mm256_castsi256_ps(_mm256_and_si256(
+      _mm256_add_epi32(_mm256_add_epi32(ti, _mm256_set1_epi32(0x7FFFF)), _mm256_and_si256(_mm256_srli_epi32(ti, 20), one)),
+      _mm256_set1_epi32(~0xFFFFF)));
+  const __m256i pi = _mm256_castps_si256(_mm256_mul_ps(r3, vsp));
+  const __m256 wh = _mm256_castsi256_ps(_mm256_and_si256(
+      _mm256_add_epi32(_mm256_add_epi32(pi, _mm256_set1_epi32(0x7FFF)), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)),
+      _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+  const __m256 va = _mm256_loadu_ps(a);
+  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
+  return {r3,
+          _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)), _mm256_cvtps_pd(_mm256_castps256_ps128(wh))),
+                        absMask),
+          _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)), _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1))),
+                        absMask)};
+}
+#endif
+
 // Over [lo, hi): the normal-range error | |w| - bf16(round3(t) * sp) | and rate round3(t).
 BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int64_t hi, float sp) {
   BucketSums s;
@@ -157,24 +184,12 @@ BucketSums normalSums(const float* a, const float* t, std::int64_t lo, std::int6
 #ifdef __AVX2__
   __m256d se0 = _mm256_setzero_pd(), se1 = se0, sr0 = se0, sr1 = se0;
   const __m256 vsp = _mm256_set1_ps(sp);
-  const __m256i one = _mm256_set1_epi32(1), r3bias = _mm256_set1_epi32(0x7FFFF), r3mask = _mm256_set1_epi32(~0xFFFFF);
-  const __m256i bfbias = _mm256_set1_epi32(0x7FFF), bfmask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
   for (; j + 8 <= hi; j += 8) {
-    const __m256 va = _mm256_loadu_ps(a + j);
-    const __m256i ti = _mm256_castps_si256(_mm256_loadu_ps(t + j));
-    const __m256i r3i = _mm256_and_si256(
-        _mm256_add_epi32(_mm256_add_epi32(ti, r3bias), _mm256_and_si256(_mm256_srli_epi32(ti, 20), one)), r3mask);
-    const __m256 r3 = _mm256_castsi256_ps(r3i);
-    const __m256i pi = _mm256_castps_si256(_mm256_mul_ps(r3, vsp));
-    const __m256 wh = _mm256_castsi256_ps(_mm256_and_si256(
-        _mm256_add_epi32(_mm256_add_epi32(pi, bfbias), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)), bfmask));
-    const __m256d a0 = _mm256_cvtps_pd(_mm256_castps256_ps128(va)), a1 = _mm256_cvtps_pd(_mm256_extractf128_ps(va, 1));
-    const __m256d w0 = _mm256_cvtps_pd(_mm256_castps256_ps128(wh)), w1 = _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1));
-    se0 = _mm256_add_pd(se0, _mm256_and_pd(_mm256_sub_pd(a0, w0), absMask));
-    se1 = _mm256_add_pd(se1, _mm256_and_pd(_mm256_sub_pd(a1, w1), absMask));
-    sr0 = _mm256_add_pd(sr0, _mm256_cvtps_pd(_mm256_castps256_ps128(r3)));
-    sr1 = _mm256_add_pd(sr1, _mm256_cvtps_pd(_mm256_extractf128_ps(r3, 1)));
+    const Normal8 n = normal8(a + j, t + j, vsp);
+    se0 = _mm256_add_pd(se0, n.e0);
+    se1 = _mm256_add_pd(se1, n.e1);
+    sr0 = _mm256_add_pd(sr0, _mm256_cvtps_pd(_mm256_castps256_ps128(n.r3)));
+    sr1 = _mm256_add_pd(sr1, _mm256_cvtps_pd(_mm256_extractf128_ps(n.r3, 1)));
   }
   auto hsum = [](__m256d v) {
     double x[4];
@@ -243,24 +258,13 @@ void topBinade(const float* a, const float* t, std::int64_t lo, std::int64_t hi,
   std::int64_t j = lo;
 #ifdef __AVX2__
   const __m256 vsp = _mm256_set1_ps(sp), vdown = _mm256_set1_ps(down);
-  const __m256i one = _mm256_set1_epi32(1), r3bias = _mm256_set1_epi32(0x7FFFF), r3mask = _mm256_set1_epi32(~0xFFFFF);
-  const __m256i bfbias = _mm256_set1_epi32(0x7FFF), bfmask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-  const __m256d absMask = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7FFFFFFFFFFFFFFFll));
   alignas(32) double e[8];
   alignas(32) float v[8];
   for (; j + 8 <= hi; j += 8) {
-    const __m256 va = _mm256_loadu_ps(a + j);
-    const __m256i ti = _mm256_castps_si256(_mm256_loadu_ps(t + j));
-    const __m256 r3 = _mm256_castsi256_ps(_mm256_and_si256(
-        _mm256_add_epi32(_mm256_add_epi32(ti, r3bias), _mm256_and_si256(_mm256_srli_epi32(ti, 20), one)), r3mask));
-    const __m256i pi = _mm256_castps_si256(_mm256_mul_ps(r3, vsp));
-    const __m256 wh = _mm256_castsi256_ps(_mm256_and_si256(
-        _mm256_add_epi32(_mm256_add_epi32(pi, bfbias), _mm256_and_si256(_mm256_srli_epi32(pi, 16), one)), bfmask));
-    _mm256_store_pd(e, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(va)),
-                                                   _mm256_cvtps_pd(_mm256_castps256_ps128(wh))), absMask));
-    _mm256_store_pd(e + 4, _mm256_and_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(va, 1)),
-                                                       _mm256_cvtps_pd(_mm256_extractf128_ps(wh, 1))), absMask));
-    _mm256_store_ps(v, _mm256_mul_ps(r3, vdown));
+    const Normal8 n = normal8(a + j, t + j, vsp);
+    _mm256_store_pd(e, n.e0);
+    _mm256_store_pd(e + 4, n.e1);
+    _mm256_store_ps(v, _mm256_mul_ps(n.r3, vdown));
     for (int k = 0; k < 8; ++k) {
       err += e[k];
       rate += v[k];
