@@ -1,5 +1,6 @@
 // entquant: the command-line face of EntQuant Studio. Argument parsing and wiring only; the work is in core/.
 #include "cli/commands.h"
+#include "common/allocator.h"
 #include "common/error.h"
 
 #include <fmt/format.h>
@@ -72,6 +73,7 @@ void printHelp(std::FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  eq::keepFreedBuffers();
   if (argc < 2) {
     printHelp(stderr);
     return kExitUsage;
