@@ -49,35 +49,28 @@ inline float headDot(const float* a, const float* b, std::int64_t n) {
 // per term (out[t] = fma(w[j], row[t], out[t]), as the plain loop compiles on x86-64-v3), the sums kept in registers
 // across the rows: the plain loop's load and store of out per row made one head's attention output a chain of
 // store-to-load forwards, the largest cost of a long prompt's attention.
+#ifdef __AVX2__
+// weightedRows over the 8 * U columns from t0: U sums of eight lanes in registers.
+template <int U>
+inline void weightedColumns(const float* w, std::int64_t count, const float* rows, std::int64_t stride,
+                            std::int64_t t0, float* out) {
+  __m256 a[U];
+  for (auto& x : a) x = _mm256_setzero_ps();
+  const float* r = rows + t0;
+  for (std::int64_t j = 0; j < count; ++j, r += stride) {
+    const __m256 wj = _mm256_set1_ps(w[j]);
+    for (int u = 0; u < U; ++u) a[u] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * u), a[u]);
+  }
+  for (int u = 0; u < U; ++u) _mm256_storeu_ps(out + t0 + 8 * u, a[u]);
+}
+#endif
+
 inline void weightedRows(const float* w, std::int64_t count, const float* rows, std::int64_t stride, std::int64_t n,
                          float* out) {
   std::int64_t t0 = 0;
 #ifdef __AVX2__
-  for (; t0 + 64 <= n; t0 += 64) {  // eight sums: one FMA latency per row
-    __m256 a[8];
-    for (auto& x : a) x = _mm256_setzero_ps();
-    const float* r = rows + t0;
-    for (std::int64_t j = 0; j < count; ++j, r += stride) {
-      const __m256 wj = _mm256_set1_ps(w[j]);
-      for (int u = 0; u < 8; ++u) a[u] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * u), a[u]);
-    }
-    for (int u = 0; u < 8; ++u) _mm256_storeu_ps(out + t0 + 8 * u, a[u]);
-  }
-  for (; t0 + 32 <= n; t0 += 32) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    const float* r = rows + t0;
-    for (std::int64_t j = 0; j < count; ++j, r += stride) {
-      const __m256 wj = _mm256_set1_ps(w[j]);
-      a0 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r), a0);
-      a1 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8), a1);
-      a2 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 16), a2);
-      a3 = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 24), a3);
-    }
-    _mm256_storeu_ps(out + t0, a0);
-    _mm256_storeu_ps(out + t0 + 8, a1);
-    _mm256_storeu_ps(out + t0 + 16, a2);
-    _mm256_storeu_ps(out + t0 + 24, a3);
-  }
+  for (; t0 + 64 <= n; t0 += 64) weightedColumns<8>(w, count, rows, stride, t0, out);  // one FMA latency per row
+  for (; t0 + 32 <= n; t0 += 32) weightedColumns<4>(w, count, rows, stride, t0, out);
 #endif
   for (std::int64_t t = t0; t < n; ++t) {
     float a = 0;
