@@ -1,11 +1,14 @@
 // compress -> .eqz -> verify -> decompress: exact round trips (decompressed weights equal the dequantized codes
 // bit for bit, kept tensors byte for byte), bits targets hit, layer rules, cancel and write failures leave
 // nothing behind, and corrupt .eqz files give specific errors.
+#include "codec/rans.h"
 #include "common/thread_pool.h"
+#include "common/units.h"
 #include "format/archive.h"
 #include "format/eqz.h"
 #include "format/model_source.h"
 #include "format/safetensors_writer.h"
+#include "model/weight_source.h"
 #include "pipeline/compress.h"
 #include "pipeline/eqz_tools.h"
 #include "pipeline/inspect.h"
@@ -386,6 +389,117 @@ class TestPipeline : public QObject {
       const EqzFile f = EqzFile::open(bad);
       QCOMPARE(stage, QString("verify"));
       verifyEqz(f, pool_);
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), expected);
+    }
+  }
+
+  // Hostile files whose checksums all match (found by fuzzing, tests/fuzz): the index edited, `blob` appended as a
+  // new section, and the index, preamble and their checksums written again, as a forger would.
+  static std::string resealed(const fs::path& eqz, const std::function<void(nlohmann::json&, std::uint64_t)>& edit,
+                              const std::string& blob = {}) {
+    std::string bytes = eqtest::readText(eqz);
+    auto u64 = [&](std::size_t at) {
+      std::uint64_t v;
+      std::memcpy(&v, bytes.data() + at, 8);
+      return v;
+    };
+    auto put = [&](std::size_t at, std::uint64_t v) { std::memcpy(bytes.data() + at, &v, 8); };
+    auto pad = [&] { bytes.resize((bytes.size() + kEqzAlign - 1) / kEqzAlign * kEqzAlign, '\0'); };
+    nlohmann::json index = EqzFile::open(eqz).index();
+    bytes.resize(u64(16));
+    pad();
+    const std::uint64_t blobAt = bytes.size();
+    bytes += blob;
+    pad();
+    edit(index, blobAt);
+    const std::string text = index.dump();
+    put(16, bytes.size());
+    put(24, text.size());
+    put(32, xxh3(std::as_bytes(std::span(text))));
+    bytes += text;
+    put(40, bytes.size());
+    put(56, xxh3(std::as_bytes(std::span(bytes.data(), 56))));
+    return bytes;
+  }
+
+  void hostileIndexes_data() {
+    QTest::addColumn<QString>("edit");
+    QTest::addColumn<QString>("call");
+    QTest::addColumn<QString>("message");
+    const QString t = "{path}: tensor \"model.layers.0.mlp.down_proj.weight\"";
+    QTest::newRow("no stream: decode") << "no stream" << "decode" << t + " (entquant) has no \"stream\" section";
+    QTest::newRow("no stream: engine") << "no stream" << "linear" << t + " (entquant) has no \"stream\" section";
+    QTest::newRow("shape overflows") << "huge shape" << "open"
+                                     << t + ": shape [1099511627776,1099511627776] has too many elements";
+    QTest::newRow("shape beyond the stream: decode") << "wide shape" << "decode"
+                                                     << t + ": rANS stream holds 8192 symbols, expected 32768";
+    QTest::newRow("shape beyond the stream: engine") << "wide shape" << "linear"
+                                                     << t + ": rANS stream holds 8192 symbols, expected 32768";
+    // A 35 KB stream of one-symbol segments (zero bits a code) that declares 2^40 codes, and a shape to match:
+    // refused before anything is allocated.
+    QTest::newRow("terabyte stream: decode") << "bomb" << "decode" << t + ": needs 3.0 TiB of memory, more than this machine has ({ram})";
+    QTest::newRow("terabyte stream: engine") << "bomb" << "linear" << t + ": needs 1.0 TiB of memory, more than this machine has ({ram})";
+  }
+  void hostileIndexes() {
+    QFETCH(QString, edit);
+    QFETCH(QString, call);
+    QFETCH(QString, message);
+    const auto src = ModelSource::open(models() / "tiny-llama");
+    const fs::path good = tmp_->path() / "good.eqz", bad = tmp_->path() / "hostile.eqz";
+    compressModel(*src, good, CompressOptions{});
+    const std::string name = "model.layers.0.mlp.down_proj.weight";  // [64, 128]
+    std::string blob;
+    if (edit == "bomb") {
+      const std::uint64_t symbols = 1ull << 40;
+      const std::uint32_t segmentSymbols = 0xFFFFFFFFu, segments = static_cast<std::uint32_t>(symbols / segmentSymbols + 1);
+      codec::SymbolCounts counts{};
+      counts[0] = 1;
+      std::vector<std::byte> table;
+      codec::FrequencyTable::normalize(counts).serialize(table);
+      std::string header(24, '\0');
+      header[0] = 1, header[1] = codec::kProbBits, header[2] = codec::kLanes;
+      const std::uint32_t tableBytes = static_cast<std::uint32_t>(table.size());
+      std::memcpy(header.data() + 4, &segmentSymbols, 4);
+      std::memcpy(header.data() + 8, &symbols, 8);
+      std::memcpy(header.data() + 16, &segments, 4);
+      std::memcpy(header.data() + 20, &tableBytes, 4);
+      blob = header + std::string(reinterpret_cast<const char*>(table.data()), table.size());
+      blob.resize((blob.size() + 3) / 4 * 4, '\0');
+      for (std::uint32_t k = 1; k <= segments; ++k) {
+        const std::uint32_t end = k * 4 * codec::kLanes;  // each segment just its 32 lane states
+        blob.append(reinterpret_cast<const char*>(&end), 4);
+      }
+      blob.append(std::size_t(segments) * 4 * codec::kLanes, '\0');
+    }
+    eqtest::writeFile(bad, resealed(good, [&](nlohmann::json& index, std::uint64_t blobAt) {
+      for (auto& e : index["tensors"]) {
+        if (e["name"] != name) continue;
+        if (edit == "no stream") e["sections"].erase("stream");
+        if (edit == "huge shape") e["shape"] = {1ull << 40, 1ull << 40};
+        if (edit == "wide shape") e["shape"] = {64, 128 * 4};
+        if (edit == "bomb") {
+          e["shape"] = {64, (1ull << 40) / 64};
+          e["sections"]["stream"] = EqzSection{blobAt, blob.size(), xxh3(std::as_bytes(std::span(blob)))}.toJson();
+        }
+      }
+    }, blob));
+    QString expected = message;
+    expected.replace("{path}", eqtest::q(bad.string())).replace("{ram}", eqtest::q(formatBytes(physicalMemoryBytes())));
+    try {
+      const EqzFile f = EqzFile::open(bad);
+      QVERIFY(call != "open");
+      const EqzTensor* t = nullptr;
+      for (const auto& e : f.tensors())
+        if (e.name == name) t = &e;
+      QVERIFY(t);
+      if (call == "decode") {
+        DType dtype;
+        decodeTensor(f, *t, &pool_, dtype);
+      } else {
+        model::WeightSource::open(bad, pool_)->linear(name);
+      }
       QFAIL("no error");
     } catch (const Error& e) {
       QCOMPARE(QString(e.what()), expected);

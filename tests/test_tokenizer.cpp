@@ -190,6 +190,53 @@ class TestTokenizer : public QObject {
                                         "t.json"),
                     Errc::InvalidJson, "t.json: post-processor names special token \"<x>\" it does not define");
   }
+
+  // Found by fuzzing (tests/fuzz): a component without a member it needs, or with one of the wrong type, is an
+  // error naming the file (it was undefined behaviour: a missing member read through a const JSON), and an id too
+  // large for the id table is refused before the table is allocated.
+  void malformedComponents_data() {
+    QTest::addColumn<QString>("key");
+    QTest::addColumn<QString>("value");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("normalizer sequence") << "normalizer" << R"({"type": "Sequence"})"
+                                         << "t.json: malformed tokenizer.json (key 'normalizers' not found)";
+    QTest::newRow("pre-tokenizer sequence") << "pre_tokenizer" << R"({"type": "Sequence"})"
+                                            << "t.json: malformed tokenizer.json (key 'pretokenizers' not found)";
+    QTest::newRow("decoder sequence") << "decoder" << R"({"type": "Sequence"})"
+                                      << "t.json: malformed tokenizer.json (key 'decoders' not found)";
+    QTest::newRow("replace without pattern") << "normalizer" << R"({"type": "Replace", "content": "x"})"
+                                             << "t.json: malformed tokenizer.json (key 'pattern' not found)";
+    QTest::newRow("type a number") << "normalizer" << R"({"type": 5})"
+                                   << "t.json: malformed tokenizer.json (type must be string, but is number)";
+    QTest::newRow("model type a number") << "model" << R"({"type": 1, "vocab": {}, "merges": []})"
+                                         << "t.json: malformed tokenizer.json (type must be string, but is number)";
+    QTest::newRow("id beyond the table") << "model" << R"({"type": "BPE", "vocab": {"a": 2147483647}, "merges": []})"
+                                         << "t.json: token id 2147483647 is out of range (this build reads ids up to 16777215)";
+  }
+  void malformedComponents() {
+    QFETCH(QString, key);
+    QFETCH(QString, value);
+    QFETCH(QString, message);
+    auto j = eqtest::readJson(eqtest::dataDir() / "tokenizers/gpt2/tokenizer.json");
+    j[key.toStdString()] = nlohmann::json::parse(value.toStdString());
+    EQ_EXPECT_ERROR(Tokenizer::fromJson(j, "t.json"), Errc::InvalidJson, message.toStdString());
+  }
+
+  // Found by fuzzing: Qwen2's NFC normalizer dropped everything after a NUL byte (utf8proc_NFC reads a C string).
+  void nulBytesSurviveNormalizers_data() {
+    QTest::addColumn<QString>("name");
+    for (const char* name : {"gpt2", "llama3", "qwen2"}) QTest::newRow(name) << name;
+  }
+  void nulBytesSurviveNormalizers() {
+    QFETCH(QString, name);
+    const auto tok = Tokenizer::fromFile(eqtest::dataDir() / "tokenizers" / name.toStdString() / "tokenizer.json");
+    static constexpr char raw[] = "pocket\0\0 of a watch\0";
+    const std::string text(raw, sizeof raw - 1);
+    const auto ids = tok.encode(text, false);
+    QCOMPARE(tok.decode(ids), text);
+    // byte-level BPE spells the byte 0 as U+0100
+    QCOMPARE(std::count(ids.begin(), ids.end(), tok.tokenId("\xC4\x80")), 3);
+  }
 };
 
 QTEST_MAIN(TestTokenizer)

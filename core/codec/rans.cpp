@@ -244,7 +244,7 @@ RansStreamInfo ransParse(std::span<const std::byte> s, const std::string& label)
   info.segments = get<std::uint32_t>(s.data() + 16);
   const auto tableBytes = get<std::uint32_t>(s.data() + 20);
   if (info.segmentSymbols == 0) fail(Errc::Corrupt, "{}: rANS segment size is 0", label);
-  if ((info.symbols + info.segmentSymbols - 1) / info.segmentSymbols != info.segments)
+  if (info.symbols / info.segmentSymbols + (info.symbols % info.segmentSymbols != 0) != info.segments)
     fail(Errc::Corrupt, "{}: rANS stream declares {} segments for {} symbols of {} per segment", label, info.segments,
          info.symbols, info.segmentSymbols);
   if (tableBytes > s.size() - kHeaderBytes) fail(Errc::Corrupt, "{}: frequency table truncated", label);

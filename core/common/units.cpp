@@ -1,5 +1,7 @@
 #include "common/units.h"
 
+#include "common/error.h"
+
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -38,6 +40,13 @@ std::string formatDuration(double seconds) {
 std::uint64_t physicalMemoryBytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
+}
+
+void requireMemory(std::uint64_t bytes, std::string_view what) {
+  const std::uint64_t have = physicalMemoryBytes();
+  if (bytes > have)
+    fail(Errc::Unsupported, "{}: needs {} of memory, more than this machine has ({})", what, formatBytes(bytes),
+         formatBytes(have));
 }
 
 }  // namespace eq

@@ -65,6 +65,12 @@ void writeAll(int fd, const void* buf, std::size_t n, const fs::path& where) {
   }
 }
 
+// libarchive's message for the last error; it has none for some failures (a null pointer, which fmt refuses).
+const char* errorText(struct archive* a) {
+  const char* e = archive_error_string(a);
+  return e && *e ? e : "no details from libarchive";
+}
+
 }  // namespace
 
 void extractArchive(const fs::path& archivePath, const fs::path& dest, const std::function<bool()>& keepGoing) {
@@ -75,7 +81,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
   if (archive_read_open_filename(a.get(), archivePath.c_str(), 1 << 16) != ARCHIVE_OK) {
     std::error_code ec;
     if (!fs::exists(archivePath, ec)) fail(Errc::NotFound, "{}: no such file", label);
-    fail(Errc::Unsupported, "{}: cannot be read as an archive ({})", label, archive_error_string(a.get()));
+    fail(Errc::Unsupported, "{}: cannot be read as an archive ({})", label, errorText(a.get()));
   }
   auto stop = [&] {
     if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "{}: extraction cancelled", label);
@@ -87,7 +93,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
     const int r = archive_read_next_header(a.get(), &entry);
     if (r == ARCHIVE_EOF) break;
     if (r < ARCHIVE_WARN)
-      fail(Errc::Corrupt, "{}: damaged archive ({})", label, archive_error_string(a.get()));
+      fail(Errc::Corrupt, "{}: damaged archive ({})", label, errorText(a.get()));
     const char* rawName = archive_entry_pathname(entry);
     const std::string name = rawName ? rawName : "";
     if (!safeEntryPath(name))
@@ -117,7 +123,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
       for (;;) {
         const la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
         if (n == 0) break;
-        if (n < 0) fail(Errc::Corrupt, "{}: entry \"{}\": {}", label, name, archive_error_string(a.get()));
+        if (n < 0) fail(Errc::Corrupt, "{}: entry \"{}\": {}", label, name, errorText(a.get()));
         writeAll(fd, buf.data(), static_cast<std::size_t>(n), target);
         stop();
       }

@@ -1,6 +1,7 @@
 #include "format/eqz.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -132,12 +133,7 @@ EqzFile EqzFile::open(const std::filesystem::path& path) {
   const auto indexSpan = b.subspan(indexAt, indexBytes);
   if (xxh3(indexSpan) != getU64(b.data() + 32))
     fail(Errc::Corrupt, "{}: the index checksum does not match; the file is corrupt", label);
-  try {
-    f.index_ = nlohmann::json::parse(reinterpret_cast<const char*>(indexSpan.data()),
-                                     reinterpret_cast<const char*>(indexSpan.data()) + indexSpan.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(Errc::InvalidJson, "{}: the index is not valid JSON (error at byte {})", label, e.byte);
-  }
+  f.index_ = parseJson({reinterpret_cast<const char*>(indexSpan.data()), indexSpan.size()}, label + ": the index is");
   const auto& idx = f.index_;
   if (!idx.is_object() || !idx.contains("tensors") || !idx["tensors"].is_array())
     fail(Errc::InvalidJson, "{}: the index has no tensor list", label);
@@ -155,9 +151,15 @@ EqzFile EqzFile::open(const std::filesystem::path& path) {
         !t["encoding"].is_string() || !t.contains("sections") || !t["sections"].is_object())
       fail(Errc::InvalidJson, "{}: malformed tensor entry in the index", label);
     et.name = t["name"].get<std::string>();
+    std::uint64_t numel = 1;
     for (const auto& d : t["shape"]) {
       if (!d.is_number_unsigned()) fail(Errc::InvalidJson, "{}: tensor \"{}\": bad shape", label, et.name);
-      et.shape.push_back(d.get<std::int64_t>());
+      const auto n = d.get<std::uint64_t>();
+      // the element count times 8 (a tensor as f64 or as pointers) must fit 64 bits
+      if (n > kEqzMaxElements || (n && numel > kEqzMaxElements / n))
+        fail(Errc::Corrupt, "{}: tensor \"{}\": shape {} has too many elements", label, et.name, t["shape"].dump());
+      numel *= n;
+      et.shape.push_back(static_cast<std::int64_t>(n));
     }
     const auto dt = parseDType(t["dtype"].get<std::string>());
     if (!dt) fail(Errc::UnknownDtype, "{}: tensor \"{}\": unknown dtype \"{}\"", label, et.name, t["dtype"].get<std::string>());

@@ -20,6 +20,7 @@ namespace eq {
 
 inline constexpr std::uint16_t kEqzMajor = 1, kEqzMinor = 0;
 inline constexpr std::uint64_t kEqzAlign = 64;
+inline constexpr std::uint64_t kEqzMaxElements = 1ull << 60;  // a tensor's elements; EqzFile::open refuses more
 
 struct EqzSection {
   std::uint64_t offset = 0, bytes = 0, xxh3 = 0;

@@ -1,6 +1,7 @@
 #include "format/model_config.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <cmath>
 #include <fstream>
@@ -239,11 +240,7 @@ json readJsonFile(const std::filesystem::path& path) {
   std::ostringstream buf;
   buf << in.rdbuf();
   const std::string text = buf.str();
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    fail(Errc::InvalidJson, "{}: not valid JSON (error at byte {})", path.string(), e.byte);
-  }
+  return parseJson(text, path.string() + ":");
 }
 
 }  // namespace eq

@@ -1,6 +1,7 @@
 #include "format/safetensors.h"
 
 #include "common/error.h"
+#include "common/json.h"
 
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -86,12 +87,7 @@ SafetensorsHeader parseSafetensors(std::span<const std::byte> file, const std::s
   if (h.headerBytes < 2 || text[0] != '{')
     fail(Errc::InvalidJson, "{}: header does not start with a JSON object; not a safetensors file?", label);
 
-  json root;
-  try {
-    root = json::parse(text, text + h.headerBytes);
-  } catch (const json::parse_error& e) {
-    fail(Errc::InvalidJson, "{}: header is not valid JSON (error at byte {})", label, e.byte);
-  }
+  const json root = parseJson({text, h.headerBytes}, label + ": header is");
   if (!root.is_object()) fail(Errc::InvalidJson, "{}: header is not a JSON object", label);
 
   const std::uint64_t dataSize = file.size() - 8 - h.headerBytes;

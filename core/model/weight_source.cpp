@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "common/numerics.h"
 #include "common/thread_pool.h"
+#include "common/units.h"
 #include "codec/rans.h"
 #include "pipeline/eqz_tools.h"
 
@@ -96,10 +97,15 @@ class EqzWeights final : public WeightSource {
     const auto format = quant::parseCodeFormat(t.codeFormat);
     if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", what(name), t.codeFormat);
     l.format = *format;
-    l.codes.resize(static_cast<std::size_t>(l.rows * l.cols));
-    codec::ransDecode(file_.bytes(*t.section("stream")), l.codes, what(name), &pool_);
-    const auto sb = file_.bytes(*t.section("scales"));
+    const auto stream = file_.bytes(section(t, "stream"));
+    const auto sb = file_.bytes(section(t, "scales"));
     if (sb.size() != static_cast<std::size_t>(l.rows) * 2) fail(Errc::Corrupt, "{}: scale count mismatch", what(name));
+    const auto symbols = codec::ransParse(stream, what(name)).symbols;
+    if (symbols != t.numel())
+      fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", what(name), symbols, t.numel());
+    requireMemory(symbols, what(name));
+    l.codes.resize(static_cast<std::size_t>(symbols));
+    codec::ransDecode(stream, l.codes, what(name), &pool_);
     l.scales.resize(static_cast<std::size_t>(l.rows));
     for (std::int64_t r = 0; r < l.rows; ++r) {
       std::uint16_t h;
@@ -112,6 +118,11 @@ class EqzWeights final : public WeightSource {
 
  private:
   std::string what(const std::string& name) const { return fmt::format("{}: tensor \"{}\"", label(), name); }
+  const EqzSection& section(const EqzTensor& t, const char* key) const {
+    const EqzSection* s = t.section(key);
+    if (!s) fail(Errc::Corrupt, "{} ({}) has no \"{}\" section", what(t.name), t.encoding, key);
+    return *s;
+  }
   const EqzTensor& get(const std::string& name) const {
     const auto it = byName_.find(name);
     if (it == byName_.end()) fail(Errc::MissingTensor, "{}: the model has no tensor \"{}\"", label(), name);

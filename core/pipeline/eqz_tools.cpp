@@ -2,6 +2,8 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "common/units.h"
+#include "codec/rans.h"
 #include "format/archive.h"
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
@@ -50,18 +52,22 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
     return {b.begin(), b.end()};
   }
   const auto [rows, cols] = rowsCols(file, t);
-  std::vector<std::byte> out(t.numel() * 2);
   dtype = DType::BF16;
-  auto* bf = reinterpret_cast<std::uint16_t*>(out.data());
   if (t.encoding == "entquant") {
     const auto format = quant::parseCodeFormat(t.codeFormat);
     if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", label, t.codeFormat);
     const auto sb = file.bytes(need(file, t, "scales"));
     if (sb.size() != static_cast<std::size_t>(rows) * 2)
       fail(Errc::Corrupt, "{}: {} bytes of scales for {} rows", label, sb.size(), rows);
+    const auto stream = file.bytes(need(file, t, "stream"));
+    const auto symbols = codec::ransParse(stream, label).symbols;
+    if (symbols != t.numel()) fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, symbols, t.numel());
+    requireMemory(t.numel() * 3, label);  // the bf16 result and the codes
     std::vector<std::uint16_t> scales(static_cast<std::size_t>(rows));
     std::memcpy(scales.data(), sb.data(), sb.size());
-    quant::dequantizeTensor(*format, file.bytes(need(file, t, "stream")), scales, rows, cols, bf, label, pool);
+    std::vector<std::byte> out(t.numel() * 2);
+    quant::dequantizeTensor(*format, stream, scales, rows, cols, reinterpret_cast<std::uint16_t*>(out.data()), label,
+                            pool);
     return out;
   }
   const auto method = quant::parseBaselineMethod(t.encoding);
@@ -72,7 +78,9 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
     if (e.value("name", "") == t.name && e.contains("group_size") && e["group_size"].is_number_integer())
       group = e["group_size"].get<int>();
   const auto b = quant::deserializeBaseline(file.bytes(need(file, t, "payload")), *method, rows, cols, group, label);
-  quant::dequantizeBaseline(b, bf);
+  requireMemory(t.numel() * 2, label);
+  std::vector<std::byte> out(t.numel() * 2);
+  quant::dequantizeBaseline(b, reinterpret_cast<std::uint16_t*>(out.data()));
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "pipeline/lm.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/numerics.h"
 #include "format/eqz.h"
 #include "format/model_config.h"
@@ -20,11 +21,8 @@ nlohmann::json embeddedJson(const EqzFile& f, const std::string& name) {
   const EqzSection* s = f.file(name);
   if (!s) return nullptr;
   const auto b = f.bytes(*s);
-  try {
-    return nlohmann::json::parse(reinterpret_cast<const char*>(b.data()), reinterpret_cast<const char*>(b.data()) + b.size());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(Errc::InvalidJson, "{} (embedded {}): not valid JSON (error at byte {})", f.path().string(), name, e.byte);
-  }
+  return parseJson({reinterpret_cast<const char*>(b.data()), b.size()},
+                   fmt::format("{} (embedded {}):", f.path().string(), name));
 }
 
 // Decoded text ends in U+FFFD while a character's bytes are still arriving: hold such a tail back.

@@ -2,6 +2,7 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "common/units.h"
 #include "quant/ecsq.h"
 #include "quant/error_feedback.h"
 #include "quant/scale_grid.h"
@@ -600,6 +601,10 @@ void dequantizeTensor(CodeFormat format, std::span<const std::byte> stream, std:
                       ThreadPool* pool) {
   if (static_cast<std::int64_t>(scales.size()) != rows)
     fail(Errc::Corrupt, "{}: {} scales for {} rows", label, scales.size(), rows);
+  const auto symbols = codec::ransParse(stream, label).symbols;
+  if (symbols != static_cast<std::uint64_t>(rows * cols))
+    fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, symbols, rows * cols);
+  requireMemory(symbols, label);
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows * cols));
   codec::ransDecode(stream, codes, label, pool);
   auto body = [&](std::size_t r) {

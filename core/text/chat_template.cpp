@@ -1,6 +1,7 @@
 #include "text/chat_template.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "format/eqz.h"
 
 #include <fstream>
@@ -75,11 +76,7 @@ std::optional<ModelFile> embeddedFile(const EqzFile& f, const std::string& name)
 }
 
 nlohmann::json parseConfig(const ModelFile& file) {
-  try {
-    return nlohmann::json::parse(file.text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(Errc::InvalidJson, "{}: not valid JSON (error at byte {})", file.label, e.byte);
-  }
+  return parseJson(file.text, file.label + ":");
 }
 
 std::optional<std::string> templateFromConfig(const nlohmann::json& config, const std::string& label) {

@@ -1636,7 +1636,9 @@ class Params {
     if (args.pos.size() > names_.size())
       fail("{}() takes at most {} argument(s) ({} given)", fn, names_.size(), args.pos.size());
     for (std::size_t k = 0; k < args.pos.size(); ++k) given_[k] = &args.pos[k];
-    for (auto& [key, value] : args.kw) {
+    for (auto& kv : args.kw) {
+      const auto& key = kv.first;
+      auto& value = kv.second;
       const auto it = std::find_if(names_.begin(), names_.end(), [&](const char* n) { return key == n; });
       if (it == names_.end()) fail("{}() got an unexpected keyword argument {}", fn, strRepr(key));
       const std::size_t k = static_cast<std::size_t>(it - names_.begin());
@@ -1883,7 +1885,8 @@ Value Interp::callMacro(const Stmt& macro, Frame* defined, Args& args) {
   if (args.pos.size() > n) fail("macro {} takes not more than {} argument(s)", strRepr(macro.name), n);
   FrameP frame = childFrame(FrameP(FrameP(), defined));  // non-owning: the defining scope outlives the call
   for (std::size_t k = 0; k < n; ++k) {
-    const auto& [name, def] = macro.params[k];
+    const auto& name = macro.params[k].first;
+    const auto& def = macro.params[k].second;
     const auto kw = std::find_if(args.kw.begin(), args.kw.end(), [&](const auto& p) { return p.first == name; });
     if (k < args.pos.size() && kw != args.kw.end()) fail("macro {} got multiple values for argument {}", strRepr(macro.name), strRepr(name));
     if (k < args.pos.size()) frame->set(name, args.pos[k]);
@@ -1891,9 +1894,9 @@ Value Interp::callMacro(const Stmt& macro, Frame* defined, Args& args) {
     else if (def) frame->set(name, eval(*def, frame));
     else frame->set(name, Value::undefined(fmt::format("parameter {} was not provided", strRepr(name))));
   }
-  for (const auto& [key, value] : args.kw)
-    if (std::none_of(macro.params.begin(), macro.params.end(), [&](const auto& p) { return p.first == key; }))
-      fail("macro {} takes no keyword argument {}", strRepr(macro.name), strRepr(key));
+  for (const auto& kv : args.kw)
+    if (std::none_of(macro.params.begin(), macro.params.end(), [&](const auto& p) { return p.first == kv.first; }))
+      fail("macro {} takes no keyword argument {}", strRepr(macro.name), strRepr(kv.first));
   ++callDepth_;
   struct Leave {
     int& depth;

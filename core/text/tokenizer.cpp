@@ -1,6 +1,7 @@
 #include "text/tokenizer.h"
 
 #include "common/error.h"
+#include "common/json.h"
 #include "common/regex.h"
 #include "format/model_config.h"
 
@@ -127,7 +128,7 @@ std::string lossyUtf8(const std::string& b) {
 }
 
 std::string patternString(const json& p, const std::string& label) {
-  if (p.contains("String")) return p["String"].get<std::string>();
+  if (p.contains("String")) return p.at("String").get<std::string>();
   fail(Errc::Unsupported, "{}: only string patterns are supported here", label);
 }
 
@@ -279,21 +280,26 @@ struct Tokenizer::Impl {
     const std::string type = n.value("type", "");
     if (type == "Sequence") {
       std::string r = s;
-      for (const auto& sub : n["normalizers"]) r = normalize(r, sub);
+      for (const auto& sub : n.at("normalizers")) r = normalize(r, sub);
       return r;
     }
     if (type == "NFC" || type == "NFKC" || type == "NFD" || type == "NFKD") {
-      utf8proc_uint8_t* out = type == "NFC"    ? utf8proc_NFC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()))
-                              : type == "NFKC" ? utf8proc_NFKC(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()))
-                              : type == "NFD"  ? utf8proc_NFD(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()))
-                                               : utf8proc_NFKD(reinterpret_cast<const utf8proc_uint8_t*>(s.c_str()));
-      if (!out) fail(Errc::InvalidArgument, "text is not valid UTF-8");
-      std::string r(reinterpret_cast<char*>(out));
+      // utf8proc_NFC() and its kin stop at the first NUL; utf8proc_map with the length normalizes all of it.
+      const int form = type == "NFC"    ? UTF8PROC_STABLE | UTF8PROC_COMPOSE
+                       : type == "NFKC" ? UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT
+                       : type == "NFD"  ? UTF8PROC_STABLE | UTF8PROC_DECOMPOSE
+                                        : UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+      utf8proc_uint8_t* out = nullptr;
+      const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                              static_cast<utf8proc_ssize_t>(s.size()), &out,
+                                              static_cast<utf8proc_option_t>(form));
+      if (n < 0) fail(Errc::InvalidArgument, "text is not valid UTF-8");
+      std::string r(reinterpret_cast<char*>(out), static_cast<std::size_t>(n));
       std::free(out);
       return r;
     }
-    if (type == "Replace") return replaceAll(s, patternString(n["pattern"], label), n["content"].get<std::string>());
-    if (type == "Prepend") return s.empty() ? s : n["prepend"].get<std::string>() + s;
+    if (type == "Replace") return replaceAll(s, patternString(n.at("pattern"), label), n.at("content").get<std::string>());
+    if (type == "Prepend") return s.empty() ? s : n.at("prepend").get<std::string>() + s;
     if (type == "Lowercase") {
       std::string r;
       for (const auto& c : chars(s)) {
@@ -312,7 +318,7 @@ struct Tokenizer::Impl {
     if (p.is_null()) return;
     const std::string type = p.value("type", "");
     if (type == "Sequence") {
-      for (const auto& sub : p["pretokenizers"]) preTokenize(sub, pieces, regexIndex);
+      for (const auto& sub : p.at("pretokenizers")) preTokenize(sub, pieces, regexIndex);
       return;
     }
     std::vector<Piece> out;
@@ -361,7 +367,7 @@ struct Tokenizer::Impl {
 
   // Metaspace's prepend_scheme, or for files written before it existed, add_prefix_space.
   static std::string metaspaceScheme(const json& p) {
-    if (p.contains("prepend_scheme")) return p["prepend_scheme"].get<std::string>();
+    if (p.contains("prepend_scheme")) return p.at("prepend_scheme").get<std::string>();
     return p.value("add_prefix_space", true) ? "always" : "never";
   }
 
@@ -481,7 +487,7 @@ struct Tokenizer::Impl {
         if (piece.contains("Sequence")) {
           out.insert(out.end(), ids.begin(), ids.end());
         } else if (piece.contains("SpecialToken")) {
-          const std::string name = piece["SpecialToken"].at("id").get<std::string>();
+          const std::string name = piece.at("SpecialToken").at("id").get<std::string>();
           const auto& st = p.at("special_tokens");
           if (!st.contains(name)) fail(Errc::InvalidJson, "{}: post-processor names special token \"{}\" it does not define", label, name);
           for (const auto& id : st[name].at("ids")) out.push_back(id.get<std::int32_t>());
@@ -501,7 +507,7 @@ struct Tokenizer::Impl {
     if (d.is_null()) return tokens;
     const std::string type = d.value("type", "");
     if (type == "Sequence") {
-      for (const auto& sub : d["decoders"]) tokens = decodeTokens(std::move(tokens), sub);
+      for (const auto& sub : d.at("decoders")) tokens = decodeTokens(std::move(tokens), sub);
       return tokens;
     }
     if (type == "ByteLevel") {
@@ -515,7 +521,7 @@ struct Tokenizer::Impl {
       return {lossyUtf8(bytes)};
     }
     if (type == "Replace") {
-      for (auto& tok : tokens) tok = replaceAll(tok, patternString(d["pattern"], label), d["content"].get<std::string>());
+      for (auto& tok : tokens) tok = replaceAll(tok, patternString(d.at("pattern"), label), d.at("content").get<std::string>());
       return tokens;
     }
     if (type == "Fuse") {
@@ -577,13 +583,13 @@ struct Tokenizer::Impl {
     if (p.is_null()) return;
     const std::string type = p.value("type", "");
     if (type == "Sequence") {
-      for (const auto& sub : p["pretokenizers"]) compileRegexes(sub);
+      for (const auto& sub : p.at("pretokenizers")) compileRegexes(sub);
     } else if (type == "Split") {
       std::vector<Piece> none;  // splitPiece on nothing: refuses a behavior it does not know, now
       splitPiece({}, {}, p.value("behavior", "Isolated"), none, label);
-      const auto& pat = p["pattern"];
-      const std::string re = pat.contains("Regex") ? pat["Regex"].get<std::string>() : [&] {
-        std::string lit, s = pat["String"].get<std::string>();  // literal: quote it
+      const auto& pat = p.at("pattern");
+      const std::string re = pat.contains("Regex") ? pat.at("Regex").get<std::string>() : [&] {
+        std::string lit, s = pat.at("String").get<std::string>();  // literal: quote it
         for (char c : s) {
           if (std::string("\\^$.|?*+()[]{}").find(c) != std::string::npos) lit += '\\';
           lit += c;
@@ -605,12 +611,20 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer Tokenizer::fromFile(const std::filesystem::path& path) { return fromJson(readJsonFile(path), path.string()); }
 
 Tokenizer Tokenizer::fromJson(const json& j, const std::string& label) {
+  try {
+    return build(j, label);
+  } catch (const json::exception& e) {  // a member of the wrong type where the parts above do not look
+    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", label, jsonProblem(e));
+  }
+}
+
+Tokenizer Tokenizer::build(const json& j, const std::string& label) {
   Tokenizer t;
   Impl& m = *t.impl_;
   m.label = label;
-  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+  if (!j.is_object() || !j.contains("model") || !j.at("model").is_object())
     fail(Errc::InvalidJson, "{}: no \"model\" object", label);
-  const auto& model = j["model"];
+  const auto& model = j.at("model");
   const std::string type = model.value("type", "BPE");
   if (type != "BPE") fail(Errc::Unsupported, "{}: tokenizer model \"{}\" is not supported (only BPE)", label, type);
   try {
@@ -633,12 +647,12 @@ Tokenizer Tokenizer::fromJson(const json& j, const std::string& label) {
     m.ignoreMerges = model.value("ignore_merges", false);
     m.byteFallback = model.value("byte_fallback", false);
     m.fuseUnk = model.value("fuse_unk", false);
-    if (model.contains("unk_token") && model["unk_token"].is_string()) {
-      const auto it = m.vocab.find(model["unk_token"].get<std::string>());
+    if (model.contains("unk_token") && model.at("unk_token").is_string()) {
+      const auto it = m.vocab.find(model.at("unk_token").get<std::string>());
       if (it != m.vocab.end()) m.unk = it->second;
     }
-    if (j.contains("added_tokens") && j["added_tokens"].is_array())
-      for (const auto& a : j["added_tokens"]) {
+    if (j.contains("added_tokens") && j.at("added_tokens").is_array())
+      for (const auto& a : j.at("added_tokens")) {
         const std::string content = a.at("content").get<std::string>();
         const bool special = a.value("special", false);
         // HF's default: a special token is matched as written, any other in the normalized text
@@ -646,11 +660,14 @@ Tokenizer Tokenizer::fromJson(const json& j, const std::string& label) {
                            a.value("lstrip", false), a.value("rstrip", false), a.value("normalized", !special)});
       }
   } catch (const json::exception& e) {
-    fail(Errc::InvalidJson, "{}: malformed BPE model ({})", label, e.what());
+    fail(Errc::InvalidJson, "{}: malformed BPE model ({})", label, jsonProblem(e));
   }
   std::int32_t maxId = -1;
   for (const auto& [tok, id] : m.vocab) maxId = std::max(maxId, id);
   for (const auto& a : m.added) maxId = std::max(maxId, a.id);
+  // ids index a table; the largest vocabularies have a few hundred thousand tokens
+  if (maxId > kMaxTokenId)
+    fail(Errc::InvalidJson, "{}: token id {} is out of range (this build reads ids up to {})", label, maxId, kMaxTokenId);
   m.idToToken.resize(static_cast<std::size_t>(maxId + 1));
   for (const auto& [tok, id] : m.vocab)
     if (id >= 0) m.idToToken[static_cast<std::size_t>(id)] = tok;
@@ -682,14 +699,22 @@ Tokenizer Tokenizer::fromJson(const json& j, const std::string& label) {
     m.decodeTokens({}, m.decoder);
     m.postProcess(m.postProcessor, {});
   } catch (const json::exception& e) {
-    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", label, e.what());
+    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", label, jsonProblem(e));
   }
   return t;
 }
 
 std::vector<std::int32_t> Tokenizer::encode(const std::string& text, bool addSpecialTokens) const {
-  const Impl& m = *impl_;
   checkUtf8(text);
+  try {
+    return encodeValid(text, addSpecialTokens);
+  } catch (const json::exception& e) {  // a component's member of the wrong type, met only on some texts
+    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", impl_->label, jsonProblem(e));
+  }
+}
+
+std::vector<std::int32_t> Tokenizer::encodeValid(const std::string& text, bool addSpecialTokens) const {
+  const Impl& m = *impl_;
   std::vector<std::int32_t> ids;
   // As HF's AddedVocabulary: tokens matched as written are split out of the raw text, each piece between them is
   // normalized and the normalized tokens split out of it, and what remains is pre-tokenized and goes through BPE.
@@ -720,7 +745,11 @@ std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skipSpe
     for (std::size_t i = 0; i < tokens.size(); ++i) out += (i ? " " : "") + tokens[i];
     return out;
   }
-  for (const auto& t : m.decodeTokens(tokens, m.decoder)) out += t;
+  try {
+    for (const auto& t : m.decodeTokens(tokens, m.decoder)) out += t;
+  } catch (const json::exception& e) {
+    fail(Errc::InvalidJson, "{}: malformed tokenizer.json ({})", m.label, jsonProblem(e));
+  }
   return out;
 }
 

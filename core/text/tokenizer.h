@@ -19,6 +19,10 @@
 
 namespace eq::text {
 
+// Token ids index a table: a tokenizer.json with a larger id is refused (the largest vocabularies have a few
+// hundred thousand tokens).
+inline constexpr std::int32_t kMaxTokenId = (1 << 24) - 1;
+
 class Tokenizer {
  public:
   // Throws Error naming the file: InvalidJson, or Unsupported for a model / component this build does not know.
@@ -38,6 +42,8 @@ class Tokenizer {
  private:
   struct Impl;
   Tokenizer();
+  static Tokenizer build(const nlohmann::json& json, const std::string& label);
+  std::vector<std::int32_t> encodeValid(const std::string& text, bool addSpecialTokens) const;
   std::unique_ptr<Impl> impl_;
 };
 
