@@ -3,6 +3,8 @@
 // against their decompressed bf16 folder, and the error paths.
 #include "common/thread_pool.h"
 #include "format/archive.h"
+#include "format/safetensors.h"
+#include "format/safetensors_writer.h"
 #include "model/causal_lm.h"
 #include "pipeline/compress.h"
 #include "pipeline/eqz_tools.h"
@@ -183,6 +185,93 @@ class TestInference : public QObject {
     EQ_EXPECT_ERROR(lm->forwardBatch(std::span(ids_).first(2)), Errc::InvalidArgument,
                     "context full: 8 tokens in each sequence's cache");
     EQ_EXPECT_ERROR(lm->beginBatch(0), Errc::InvalidArgument, "a batch needs at least one sequence, got 0");
+  }
+
+  // Configs that would send the engine out of bounds (found by fuzzing, tests/fuzz fuzz_engine): refused when the
+  // model is built, naming the folder. `patch` replaces top-level keys of the model's config.json.
+  void impossibleConfigs_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("patch");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("rotating past the head") << "tiny-phi3"
+        << R"({"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 2.0}})"
+        << "{path}: partial_rotary_factor must be in (0, 1] (got 2)";
+  }
+  void impossibleConfigs() {
+    QFETCH(QString, model);
+    QFETCH(QString, patch);
+    QFETCH(QString, message);
+    TempDir tmp("eq-test");
+    const auto from = eqtest::dataDir() / "models" / model.toStdString();
+    std::filesystem::copy_file(from / "model.safetensors", tmp.path() / "model.safetensors");
+    auto cfg = eqtest::readJson(from / "config.json");
+    const auto changes = nlohmann::json::parse(patch.toStdString());
+    for (const auto& [key, value] : changes.items()) cfg[key] = value;
+    eqtest::writeFile(tmp.path() / "config.json", cfg.dump());
+    try {
+      const auto ws = WeightSource::open(tmp.path(), pool_);
+      loadCausalLM(*ws, pool_)->forward(std::span(ids_).first(3));
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), QString(message).replace("{path}", eqtest::q(tmp.path().string())));
+      QCOMPARE(e.code(), Errc::BadConfig);
+    }
+  }
+
+  // A checkpoint whose tensors disagree with config.json or with each other (one tensor replaced by zeros of
+  // another shape): refused when the model is built, naming the tensor, instead of the kernels reading out of bounds.
+  void mismatchedTensors_data() {
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("tensor");
+    QTest::addColumn<QList<qint64>>("shape");
+    QTest::addColumn<QString>("message");
+    QTest::newRow("narrow down_proj") << "tiny-llama" << "model.layers.0.mlp.down_proj.weight" << QList<qint64>{64, 64}
+        << "{path}: model.layers.0.mlp.down_proj.weight is [64, 64], config.json implies [64, 128]";
+    QTest::newRow("wide up_proj") << "tiny-llama" << "model.layers.1.mlp.up_proj.weight" << QList<qint64>{256, 64}
+        << "{path}: model.layers.1.mlp.up_proj.weight is [256, 64], config.json implies [128, 64]";
+    QTest::newRow("short norm") << "tiny-llama" << "model.layers.1.input_layernorm.weight" << QList<qint64>{32}
+        << "{path}: model.layers.1.input_layernorm.weight has 32 values, config.json implies 64";
+    QTest::newRow("short final norm") << "tiny-llama" << "model.norm.weight" << QList<qint64>{63}
+        << "{path}: model.norm.weight has 63 values, config.json implies 64";
+    QTest::newRow("lm_head") << "tiny-mixtral" << "lm_head.weight" << QList<qint64>{256, 32}
+        << "{path}: lm_head.weight is [256, 32], config.json implies [256, 64]";
+    QTest::newRow("no experts") << "tiny-mixtral" << "model.layers.0.block_sparse_moe.gate.weight" << QList<qint64>{0, 64}
+        << "{path}: model.layers.0.block_sparse_moe.gate.weight has no rows (no experts)";
+    QTest::newRow("expert w2") << "tiny-mixtral" << "model.layers.0.block_sparse_moe.experts.2.w2.weight"
+        << QList<qint64>{64, 96}
+        << "{path}: model.layers.0.block_sparse_moe.experts.2.w2.weight is [64, 96], config.json implies [64, 128]";
+    QTest::newRow("fused qkv") << "tiny-phi3" << "model.layers.0.self_attn.qkv_proj.weight" << QList<qint64>{100, 64}
+        << "{path}: model.layers.0.self_attn.qkv_proj.weight is [100, 64], config.json implies [128, 64]";
+    QTest::newRow("bias") << "tiny-qwen2" << "model.layers.0.self_attn.q_proj.bias" << QList<qint64>{10}
+        << "{path}: the bias of model.layers.0.self_attn.q_proj.weight has 10 values for 64 rows";
+  }
+  void mismatchedTensors() {
+    QFETCH(QString, model);
+    QFETCH(QString, tensor);
+    QFETCH(QList<qint64>, shape);
+    QFETCH(QString, message);
+    TempDir tmp("eq-test");
+    const auto from = eqtest::dataDir() / "models" / model.toStdString();
+    std::filesystem::copy_file(from / "config.json", tmp.path() / "config.json");
+    const auto original = SafetensorsFile::open(from / "model.safetensors");
+    std::vector<TensorSpec> specs;
+    for (const auto& t : original.tensors())
+      specs.push_back({t.name, t.dtype, t.name == tensor.toStdString() ? std::vector<std::int64_t>(shape.begin(), shape.end())
+                                                                        : t.shape});
+    SafetensorsWriter w(tmp.path() / "model.safetensors", specs);
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].name == tensor.toStdString()) w.append(std::vector<std::byte>(specs[i].bytes()));
+      else w.append(original.data(original.tensors()[i]));
+    }
+    w.finish();
+    try {
+      const auto ws = WeightSource::open(tmp.path(), pool_);
+      loadCausalLM(*ws, pool_)->forward(std::span(ids_).first(3));
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), QString(message).replace("{path}", eqtest::q(tmp.path().string())));
+      QCOMPARE(e.code(), Errc::ShapeMismatch);
+    }
   }
 
   // Sequences in lockstep (forwardBatch, how calibration writes its texts) get the logits each would get alone,

@@ -113,9 +113,13 @@ class LlamaFamily final : public CausalLM {
       fail(Errc::ShapeMismatch, "{}: model.embed_tokens.weight is [{}, {}], config says [{}, {}]", ws.label(),
            embed_.rows, embed_.cols, cfg_.vocabSize, cfg_.hiddenSize);
     finalNorm_ = norm(ws, "model.norm.weight");
-    if (ws.has("lm_head.weight")) lmHead_ = ws.linear("lm_head.weight");
-    else if (!cfg_.tieWordEmbeddings)
+    expectSize(ws, finalNorm_, cfg_.hiddenSize, "model.norm.weight");
+    if (ws.has("lm_head.weight")) {
+      lmHead_ = ws.linear("lm_head.weight");
+      expectShape(ws, lmHead_, cfg_.vocabSize, cfg_.hiddenSize, "lm_head.weight");
+    } else if (!cfg_.tieWordEmbeddings) {
       fail(Errc::MissingTensor, "{}: no lm_head.weight and the embeddings are not tied", ws.label());
+    }
     for (std::int64_t l = 0; l < cfg_.numLayers; ++l) blocks_.push_back(loadBlock(ws, l));
     const std::int64_t kv = cfg_.numKvHeads * cfg_.headDim;
     kCache_.assign(static_cast<std::size_t>(cfg_.numLayers * ctx_ * kv), 0.0f);
@@ -262,6 +266,23 @@ class LlamaFamily final : public CausalLM {
     return w;
   }
 
+  // A hostile or broken checkpoint may hold tensors whose shapes disagree with config.json or with each other;
+  // the kernels trust both, so every shape is checked against what config.json implies before the model runs.
+  // `w` named by its checkpoint tensor (a fused one for Phi-3's slices).
+  static void expectShape(const WeightSource& ws, const Linear& w, std::int64_t rows, std::int64_t cols,
+                          const std::string& name = {}) {
+    if (w.rows != rows || w.cols != cols)
+      fail(Errc::ShapeMismatch, "{}: {} is [{}, {}], config.json implies [{}, {}]", ws.label(),
+           name.empty() ? w.source : name, w.rows, w.cols, rows, cols);
+    if (!w.bias.empty() && static_cast<std::int64_t>(w.bias.size()) != rows)
+      fail(Errc::ShapeMismatch, "{}: the bias of {} has {} values for {} rows", ws.label(),
+           name.empty() ? w.source : name, w.bias.size(), rows);
+  }
+  static void expectSize(const WeightSource& ws, const std::vector<float>& v, std::int64_t n, const std::string& name) {
+    if (static_cast<std::int64_t>(v.size()) != n)
+      fail(Errc::ShapeMismatch, "{}: {} has {} values, config.json implies {}", ws.label(), name, v.size(), n);
+  }
+
   Block loadBlock(const WeightSource& ws, std::int64_t l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     Block b;
@@ -283,7 +304,7 @@ class LlamaFamily final : public CausalLM {
     const std::int64_t qd0 = cfg_.numHeads * cfg_.headDim, kvd0 = cfg_.numKvHeads * cfg_.headDim;
     if (ws.has(p + "self_attn.qkv_proj.weight")) {  // Phi-3: rows are q, then k, then v
       const Linear qkv = lin("self_attn.qkv_proj");
-      if (qkv.rows != qd0 + 2 * kvd0) fail(Errc::ShapeMismatch, "{}: layer {} qkv_proj has {} rows", ws.label(), l, qkv.rows);
+      expectShape(ws, qkv, qd0 + 2 * kvd0, cfg_.hiddenSize);
       b.q = qkv.sliceRows(0, qd0);
       b.k = qkv.sliceRows(qd0, qd0 + kvd0);
       b.v = qkv.sliceRows(qd0 + kvd0, qd0 + 2 * kvd0);
@@ -295,6 +316,7 @@ class LlamaFamily final : public CausalLM {
     b.o = lin("self_attn.o_proj");
     if (ws.has(p + "block_sparse_moe.gate.weight")) {  // Mixtral
       b.router = lin("block_sparse_moe.gate");
+      if (b.router.rows < 1) fail(Errc::ShapeMismatch, "{}: {} has no rows (no experts)", ws.label(), b.router.source);
       for (std::int64_t e = 0; e < b.router.rows; ++e) {
         const std::string x = fmt::format("block_sparse_moe.experts.{}.", e);
         b.experts.push_back({lin(x + "w1"), lin(x + "w3"), lin(x + "w2")});
@@ -313,9 +335,35 @@ class LlamaFamily final : public CausalLM {
       b.qNorm = norm(ws, p + "self_attn.q_norm.weight");
       b.kNorm = norm(ws, p + "self_attn.k_norm.weight");
     }
-    const std::int64_t qd = cfg_.numHeads * cfg_.headDim, kvd = cfg_.numKvHeads * cfg_.headDim;
-    if (b.q.rows != qd || b.k.rows != kvd || b.v.rows != kvd || b.o.cols != qd || b.q.cols != cfg_.hiddenSize)
-      fail(Errc::ShapeMismatch, "{}: layer {} attention shapes do not match config.json", ws.label(), l);
+    const std::int64_t qd = cfg_.numHeads * cfg_.headDim, kvd = cfg_.numKvHeads * cfg_.headDim, h = cfg_.hiddenSize;
+    expectShape(ws, b.q, qd, h);
+    expectShape(ws, b.k, kvd, h);
+    expectShape(ws, b.v, kvd, h);
+    expectShape(ws, b.o, h, qd);
+    expectSize(ws, b.inputNorm, h, p + "input_layernorm.weight");
+    expectSize(ws, b.postNorm, h, p + "post_attention_layernorm.weight");
+    if (!b.preFfnNorm.empty() || !b.postFfnNorm.empty()) {
+      expectSize(ws, b.preFfnNorm, h, p + "pre_feedforward_layernorm.weight");
+      expectSize(ws, b.postFfnNorm, h, p + "post_feedforward_layernorm.weight");
+    }
+    if (cfg_.qkNorm) {
+      expectSize(ws, b.qNorm, cfg_.headDim, p + "self_attn.q_norm.weight");
+      expectSize(ws, b.kNorm, cfg_.headDim, p + "self_attn.k_norm.weight");
+    }
+    if (!b.experts.empty()) {
+      expectShape(ws, b.router, b.router.rows, h);  // one row per expert
+      const std::int64_t inner = b.experts.front().gate.rows;
+      for (const auto& e : b.experts) {
+        expectShape(ws, e.gate, inner, h);
+        expectShape(ws, e.up, inner, h);
+        expectShape(ws, e.down, h, inner);
+      }
+    } else {
+      const std::int64_t inner = b.gate.rows;
+      expectShape(ws, b.gate, inner, h);
+      expectShape(ws, b.up, inner, h);
+      expectShape(ws, b.down, h, inner);
+    }
     return b;
   }
 

@@ -11,6 +11,8 @@ namespace eq::model {
 Rope::Rope(const RopeConfig& r, std::int64_t headDim, std::int64_t maxPositions, const std::string& label)
     : headDim_(headDim) {
   if (!r.supported()) fail(Errc::Unsupported, "{}: rope type \"{}\" is not supported", label, r.type);
+  if (!(r.partialRotaryFactor > 0 && r.partialRotaryFactor <= 1))  // more would rotate past the head
+    fail(Errc::BadConfig, "{}: partial_rotary_factor must be in (0, 1] (got {})", label, r.partialRotaryFactor);
   rotary_ = static_cast<std::int64_t>(static_cast<double>(headDim) * r.partialRotaryFactor);
   rotary_ -= rotary_ % 2;
   const std::int64_t half = rotary_ / 2;

@@ -11,7 +11,7 @@ seconds=${1:-120}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_rans fuzz_rans_roundtrip fuzz_eqz fuzz_tokenizer_json
-                                    fuzz_tokenize fuzz_jinja fuzz_model_config fuzz_archive)
+                                    fuzz_tokenize fuzz_jinja fuzz_model_config fuzz_engine fuzz_archive)
 jobs=$(nproc)
 
 if [ ! -f build-fuzz/CMakeCache.txt ]; then
@@ -22,7 +22,7 @@ cmake --build build-fuzz -j"$jobs" --target "${targets[@]}" entquant >/dev/null
 
 seeds=build-fuzz/seeds
 if [ ! -d "$seeds" ]; then
-  mkdir -p "$seeds"/{safetensors,rans,rans_roundtrip,eqz,tokenizer_json,tokenize,jinja,model_config,archive}
+  mkdir -p "$seeds"/{safetensors,rans,rans_roundtrip,eqz,tokenizer_json,tokenize,jinja,model_config,engine,archive}
   cli=build-fuzz/app/entquant
   for m in tests/data/models/tiny-*/; do
     name=$(basename "$m")
@@ -57,6 +57,15 @@ for eqz in sorted((seeds / "eqz").glob("*.eqz")):
         if s and s["bytes"] < 65536:
             (seeds / "rans" / f"{eqz.stem}-{t['name']}").write_bytes(b[s["offset"]:s["offset"] + s["bytes"]])
 PY
+fi
+if [ ! -d "$seeds/engine" ] || [ -z "$(ls "$seeds/engine")" ]; then
+  # engine: one byte choosing the model (the order of fuzz_engine.cpp's kModels), then its config.json
+  mkdir -p "$seeds/engine"
+  i=0
+  for m in tiny-llama tiny-mistral tiny-qwen2 tiny-qwen3 tiny-phi3 tiny-mixtral tiny-gemma tiny-gemma2 tiny-llama-tok; do
+    { printf "\\x$(printf %02x $i)"; cat "tests/data/models/$m/config.json"; } >"$seeds/engine/$m.json"
+    i=$((i + 1))
+  done
 fi
 
 status=0
