@@ -212,6 +212,12 @@ class TestTokenizer : public QObject {
                                          << "t.json: malformed tokenizer.json (type must be string, but is number)";
     QTest::newRow("id beyond the table") << "model" << R"({"type": "BPE", "vocab": {"a": 2147483647}, "merges": []})"
                                          << "t.json: token id 2147483647 is out of range (this build reads ids up to 16777215)";
+    QTest::newRow("id a huge float") << "model" << R"({"type": "BPE", "vocab": {"a": 7.77e29}, "merges": []})"
+                                     << "t.json: token id 7.77e+29 is not a 32-bit integer";
+    QTest::newRow("id a fraction") << "model" << R"({"type": "BPE", "vocab": {"a": 1.5}, "merges": []})"
+                                   << "t.json: token id 1.5 is not a 32-bit integer";
+    QTest::newRow("added id beyond 32 bits") << "added_tokens" << R"([{"id": 1099511627776, "content": "<x>"}])"
+                                             << "t.json: token id 1099511627776 is not a 32-bit integer";
   }
   void malformedComponents() {
     QFETCH(QString, key);

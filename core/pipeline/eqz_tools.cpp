@@ -75,8 +75,12 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
   const auto& idx = file.index();
   int group = 64;
   for (const auto& e : idx["tensors"])
-    if (e.value("name", "") == t.name && e.contains("group_size") && e["group_size"].is_number_integer())
-      group = e["group_size"].get<int>();
+    if (e.is_object() && e.contains("name") && e["name"] == t.name && e.contains("group_size")) {
+      const auto& g = e["group_size"];
+      if (!g.is_number_unsigned() || g.get<std::uint64_t>() > 1u << 20)
+        fail(Errc::Corrupt, "{}: group_size {} is not a group size", label, g.dump());
+      group = static_cast<int>(g.get<std::uint64_t>());
+    }
   const auto b = quant::deserializeBaseline(file.bytes(need(file, t, "payload")), *method, rows, cols, group, label);
   requireMemory(t.numel() * 2, label);
   std::vector<std::byte> out(t.numel() * 2);

@@ -127,6 +127,16 @@ std::string lossyUtf8(const std::string& b) {
   return out;
 }
 
+// A token id from tokenizer.json: an integer that fits 32 bits. A float or a larger number is refused, not cast
+// (casting a float beyond the range is undefined behaviour).
+std::int32_t tokenIdFrom(const json& v, const std::string& label) {
+  const bool fits = v.is_number_unsigned() ? v.get<std::uint64_t>() <= 0x7FFFFFFFu
+                    : v.is_number_integer() ? v.get<std::int64_t>() >= INT32_MIN && v.get<std::int64_t>() <= INT32_MAX
+                                            : false;
+  if (!fits) fail(Errc::InvalidJson, "{}: token id {} is not a 32-bit integer", label, v.dump());
+  return static_cast<std::int32_t>(v.get<std::int64_t>());
+}
+
 std::string patternString(const json& p, const std::string& label) {
   if (p.contains("String")) return p.at("String").get<std::string>();
   fail(Errc::Unsupported, "{}: only string patterns are supported here", label);
@@ -490,14 +500,14 @@ struct Tokenizer::Impl {
           const std::string name = piece.at("SpecialToken").at("id").get<std::string>();
           const auto& st = p.at("special_tokens");
           if (!st.contains(name)) fail(Errc::InvalidJson, "{}: post-processor names special token \"{}\" it does not define", label, name);
-          for (const auto& id : st[name].at("ids")) out.push_back(id.get<std::int32_t>());
+          for (const auto& id : st[name].at("ids")) out.push_back(tokenIdFrom(id, label));
         }
       }
       return out;
     }
     if (type == "RobertaProcessing" || type == "BertProcessing") {
-      ids.insert(ids.begin(), p.at("cls").at(1).get<std::int32_t>());
-      ids.push_back(p.at("sep").at(1).get<std::int32_t>());
+      ids.insert(ids.begin(), tokenIdFrom(p.at("cls").at(1), label));
+      ids.push_back(tokenIdFrom(p.at("sep").at(1), label));
       return ids;
     }
     fail(Errc::Unsupported, "{}: post-processor \"{}\" is not supported", label, type);
@@ -628,7 +638,7 @@ Tokenizer Tokenizer::build(const json& j, const std::string& label) {
   const std::string type = model.value("type", "BPE");
   if (type != "BPE") fail(Errc::Unsupported, "{}: tokenizer model \"{}\" is not supported (only BPE)", label, type);
   try {
-    for (const auto& [tok, id] : model.at("vocab").items()) m.vocab[tok] = id.get<std::int32_t>();
+    for (const auto& [tok, id] : model.at("vocab").items()) m.vocab[tok] = tokenIdFrom(id, label);
     int rank = 0;
     for (const auto& merge : model.at("merges")) {
       std::string a, b;
@@ -656,7 +666,7 @@ Tokenizer Tokenizer::build(const json& j, const std::string& label) {
         const std::string content = a.at("content").get<std::string>();
         const bool special = a.value("special", false);
         // HF's default: a special token is matched as written, any other in the normalized text
-        m.added.push_back({content, content, a.at("id").get<std::int32_t>(), special, a.value("single_word", false),
+        m.added.push_back({content, content, tokenIdFrom(a.at("id"), label), special, a.value("single_word", false),
                            a.value("lstrip", false), a.value("rstrip", false), a.value("normalized", !special)});
       }
   } catch (const json::exception& e) {
