@@ -37,6 +37,18 @@ class TestInference : public QObject {
   ThreadPool pool_{2};
   std::vector<std::int32_t> ids_;
 
+  // Loading the model in `folder` and running three tokens fails with `code` and `message` ({path}: the folder).
+  void expectRefused(const std::filesystem::path& folder, const QString& message, Errc code) {
+    try {
+      const auto ws = WeightSource::open(folder, pool_);
+      loadCausalLM(*ws, pool_)->forward(std::span(ids_).first(3));
+      QFAIL("no error");
+    } catch (const Error& e) {
+      QCOMPARE(QString(e.what()), QString(message).replace("{path}", eqtest::q(folder.string())));
+      QCOMPARE(e.code(), code);
+    }
+  }
+
  private slots:
   void initTestCase() {
     golden_ = eqtest::readJson(eqtest::dataDir() / "golden/logits_golden.json");
@@ -208,14 +220,7 @@ class TestInference : public QObject {
     const auto changes = nlohmann::json::parse(patch.toStdString());
     for (const auto& [key, value] : changes.items()) cfg[key] = value;
     eqtest::writeFile(tmp.path() / "config.json", cfg.dump());
-    try {
-      const auto ws = WeightSource::open(tmp.path(), pool_);
-      loadCausalLM(*ws, pool_)->forward(std::span(ids_).first(3));
-      QFAIL("no error");
-    } catch (const Error& e) {
-      QCOMPARE(QString(e.what()), QString(message).replace("{path}", eqtest::q(tmp.path().string())));
-      QCOMPARE(e.code(), Errc::BadConfig);
-    }
+    expectRefused(tmp.path(), message, Errc::BadConfig);
   }
 
   // A checkpoint whose tensors disagree with config.json or with each other (one tensor replaced by zeros of
@@ -264,14 +269,7 @@ class TestInference : public QObject {
       else w.append(original.data(original.tensors()[i]));
     }
     w.finish();
-    try {
-      const auto ws = WeightSource::open(tmp.path(), pool_);
-      loadCausalLM(*ws, pool_)->forward(std::span(ids_).first(3));
-      QFAIL("no error");
-    } catch (const Error& e) {
-      QCOMPARE(QString(e.what()), QString(message).replace("{path}", eqtest::q(tmp.path().string())));
-      QCOMPARE(e.code(), Errc::ShapeMismatch);
-    }
+    expectRefused(tmp.path(), message, Errc::ShapeMismatch);
   }
 
   // Sequences in lockstep (forwardBatch, how calibration writes its texts) get the logits each would get alone,

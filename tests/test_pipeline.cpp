@@ -506,6 +506,24 @@ class TestPipeline : public QObject {
     }
   }
 
+  // The index's informational members (tool, settings, summary) with other types than a writer gives them: inspect
+  // shows them as absent instead of failing on them.
+  void inspectToleratesOddInformationalMembers() {
+    const auto src = ModelSource::open(models() / "tiny-llama");
+    const fs::path good = tmp_->path() / "good.eqz", odd = tmp_->path() / "odd.eqz";
+    compressModel(*src, good, CompressOptions{});
+    eqtest::writeFile(odd, resealed(good, [](nlohmann::json& index, std::uint64_t) {
+      index["tool"] = 5;
+      index["settings"] = {1, 2};
+      index["summary"] = "fast";
+    }));
+    const auto r = inspectEqz(EqzFile::open(odd));
+    QVERIFY(r.compression["tool"] == "");
+    QVERIFY(r.compression["settings"] == nlohmann::json::object());
+    QVERIFY(r.compression["summary"] == nlohmann::json::object());
+    QCOMPARE(r.tensors.size(), EqzFile::open(good).tensors().size());
+  }
+
   void decompressRefusesAFullFolder() {
     const auto src = ModelSource::open(models() / "tiny-llama");
     compressModel(*src, tmp_->path() / "c.eqz", CompressOptions{});

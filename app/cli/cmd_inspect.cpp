@@ -39,11 +39,17 @@ void printText(const InspectReport& r) {
     fmt::print("{:<{}}  {:<16} {:<8} {:<13} {:<5} {:>10}\n", t.name, width, shapeString(t.shape),
                dtypeName(t.dtype), roleName(t.cls.role), t.cls.compressible ? "yes" : "no", formatBytes(t.bytes));
   if (!r.compression.is_null()) {
+    // the index's informational members, as the file gives them (a hand-edited file may give other types)
+    auto text = [](const nlohmann::json& j, const char* key) {
+      return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string("?");
+    };
+    auto number = [](const nlohmann::json& j, const char* key) {
+      return j.contains(key) && j[key].is_number() ? j[key].get<double>() : 0.0;
+    };
     const auto& sum = r.compression["summary"];
     fmt::print("\nCompressed by {}: {} at {:.3f} effective bits per weight ({:.3f} entropy), {} embedded files\n",
-               r.compression.value("tool", "?"), r.compression["settings"].value("method", "?"),
-               sum.value("effective_bpw", 0.0), sum.value("entropy_bpw", 0.0),
-               r.compression.value("embedded_files", 0));
+               text(r.compression, "tool"), text(r.compression["settings"], "method"), number(sum, "effective_bpw"),
+               number(sum, "entropy_bpw"), r.compression["embedded_files"].get<std::size_t>());
   }
   for (const auto& w : r.warnings) fmt::print("warning: {}\n", w);
 }

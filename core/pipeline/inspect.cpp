@@ -64,9 +64,14 @@ InspectReport inspectEqz(const EqzFile& file) {
     r.tensors.push_back(std::move(it));
   }
   addKvCache(r);
-  r.compression = {{"settings", file.index().value("settings", nlohmann::json::object())},
-                   {"summary", file.index().value("summary", nlohmann::json::object())},
-                   {"tool", file.index().value("tool", "")},
+  // informational members of the index: taken only where they have the type a writer gives them
+  const auto& idx = file.index();
+  auto member = [&](const char* key, bool (nlohmann::json::*is)() const noexcept, nlohmann::json otherwise) {
+    return idx.contains(key) && (idx[key].*is)() ? idx[key] : otherwise;
+  };
+  r.compression = {{"settings", member("settings", &nlohmann::json::is_object, nlohmann::json::object())},
+                   {"summary", member("summary", &nlohmann::json::is_object, nlohmann::json::object())},
+                   {"tool", member("tool", &nlohmann::json::is_string, "")},
                    {"embedded_files", file.files().size()}};
   return r;
 }
