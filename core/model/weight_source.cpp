@@ -29,7 +29,7 @@ Linear toLinear(std::span<const std::byte> b, DType dtype, const std::vector<std
   if (dtype == DType::BF16) {
     l.kind = Linear::Kind::BF16;
     l.bf16.resize(b.size() / 2);
-    std::memcpy(l.bf16.data(), b.data(), b.size());
+    if (!b.empty()) std::memcpy(l.bf16.data(), b.data(), b.size());  // an empty tensor's data may be null
   } else {
     l.kind = Linear::Kind::F32;
     const std::vector<float> f = toFloats(b, dtype, what);
