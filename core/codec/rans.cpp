@@ -266,6 +266,13 @@ RansStreamInfo ransParse(std::span<const std::byte> s, const std::string& label)
   return info;
 }
 
+RansStreamInfo ransParseExpecting(std::span<const std::byte> stream, std::uint64_t symbols, const std::string& label) {
+  RansStreamInfo info = ransParse(stream, label);
+  if (info.symbols != symbols)
+    fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, info.symbols, symbols);
+  return info;
+}
+
 void ransDecodeSegment(const RansStreamInfo& info, std::span<const std::byte> stream, std::uint32_t segment,
                        std::uint8_t* out, const std::string& label) {
   const DecodeTable dt(info.table);
@@ -280,9 +287,7 @@ void ransDecodeSegmentScalar(const RansStreamInfo& info, std::span<const std::by
 
 void ransDecode(std::span<const std::byte> stream, std::span<std::uint8_t> out, const std::string& label,
                 ThreadPool* pool) {
-  const RansStreamInfo info = ransParse(stream, label);
-  if (out.size() != info.symbols)
-    fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, info.symbols, out.size());
+  const RansStreamInfo info = ransParseExpecting(stream, out.size(), label);
   const auto dt = std::make_unique<DecodeTable>(info.table);
   auto one = [&](std::size_t i) {
     decodeSegment(info, stream, static_cast<std::uint32_t>(i), out.data() + i * info.segmentSymbols, *dt, label, true);

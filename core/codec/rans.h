@@ -45,6 +45,10 @@ std::vector<std::byte> ransEncode(std::span<const std::uint8_t> symbols, const F
 // Validates the stream header, table and segment index (not the segment contents). Throws Error(Corrupt).
 RansStreamInfo ransParse(std::span<const std::byte> stream, const std::string& label);
 
+// ransParse, then Error(Corrupt) "<label>: rANS stream holds N symbols, expected M" unless the stream holds
+// `symbols`: what callers check before allocating for the decoded symbols.
+RansStreamInfo ransParseExpecting(std::span<const std::byte> stream, std::uint64_t symbols, const std::string& label);
+
 // Decodes into `out` (whose size must equal the stream's symbol count). Throws Error(Corrupt) naming `label`.
 void ransDecode(std::span<const std::byte> stream, std::span<std::uint8_t> out, const std::string& label,
                 ThreadPool* pool = nullptr);

@@ -104,6 +104,12 @@ std::uint64_t EqzTensor::storedBytes() const {
   return b;
 }
 
+std::span<const std::byte> EqzFile::sectionBytes(const EqzTensor& t, const char* key) const {
+  const EqzSection* s = t.section(key);
+  if (!s) fail(Errc::Corrupt, "{}: tensor \"{}\" ({}) has no \"{}\" section", path().string(), t.name, t.encoding, key);
+  return bytes(*s);
+}
+
 const EqzSection* EqzFile::file(const std::string& name) const {
   for (const auto& [n, s] : files_)
     if (n == name) return &s;

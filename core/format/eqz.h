@@ -69,6 +69,9 @@ class EqzFile {
   const nlohmann::json& index() const { return index_; }
   const std::vector<EqzTensor>& tensors() const { return tensors_; }
   std::span<const std::byte> bytes(const EqzSection& s) const { return map_.bytes().subspan(s.offset, s.bytes); }
+  // The bytes of the section `key` a tensor of its encoding needs; Error(Corrupt) naming the file, the tensor and
+  // the key where the index lacks it.
+  std::span<const std::byte> sectionBytes(const EqzTensor& t, const char* key) const;
   // Embedded model files (config.json, tokenizer.json, ...): name -> section.
   const std::vector<std::pair<std::string, EqzSection>>& files() const { return files_; }
   const EqzSection* file(const std::string& name) const;

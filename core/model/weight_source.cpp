@@ -97,14 +97,11 @@ class EqzWeights final : public WeightSource {
     const auto format = quant::parseCodeFormat(t.codeFormat);
     if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", what(name), t.codeFormat);
     l.format = *format;
-    const auto stream = file_.bytes(section(t, "stream"));
-    const auto sb = file_.bytes(section(t, "scales"));
+    const auto stream = file_.sectionBytes(t, "stream");
+    const auto sb = file_.sectionBytes(t, "scales");
     if (sb.size() != static_cast<std::size_t>(l.rows) * 2) fail(Errc::Corrupt, "{}: scale count mismatch", what(name));
-    const auto symbols = codec::ransParse(stream, what(name)).symbols;
-    if (symbols != t.numel())
-      fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", what(name), symbols, t.numel());
-    requireMemory(symbols, what(name));
-    l.codes.resize(static_cast<std::size_t>(symbols));
+    requireMemory(codec::ransParseExpecting(stream, t.numel(), what(name)).symbols, what(name));
+    l.codes.resize(static_cast<std::size_t>(t.numel()));
     codec::ransDecode(stream, l.codes, what(name), &pool_);
     l.scales.resize(static_cast<std::size_t>(l.rows));
     for (std::int64_t r = 0; r < l.rows; ++r) {
@@ -118,11 +115,6 @@ class EqzWeights final : public WeightSource {
 
  private:
   std::string what(const std::string& name) const { return fmt::format("{}: tensor \"{}\"", label(), name); }
-  const EqzSection& section(const EqzTensor& t, const char* key) const {
-    const EqzSection* s = t.section(key);
-    if (!s) fail(Errc::Corrupt, "{} ({}) has no \"{}\" section", what(t.name), t.encoding, key);
-    return *s;
-  }
   const EqzTensor& get(const std::string& name) const {
     const auto it = byName_.find(name);
     if (it == byName_.end()) fail(Errc::MissingTensor, "{}: the model has no tensor \"{}\"", label(), name);

@@ -22,12 +22,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-const EqzSection& need(const EqzFile& f, const EqzTensor& t, const char* key) {
-  const EqzSection* s = t.section(key);
-  if (!s) fail(Errc::Corrupt, "{}: tensor \"{}\" ({}) has no \"{}\" section", f.path().string(), t.name, t.encoding, key);
-  return *s;
-}
-
 std::pair<std::int64_t, std::int64_t> rowsCols(const EqzFile& f, const EqzTensor& t) {
   if (t.shape.size() < 2) fail(Errc::Corrupt, "{}: compressed tensor \"{}\" is not a matrix", f.path().string(), t.name);
   const std::int64_t cols = t.shape.back();
@@ -45,7 +39,7 @@ void writeFileAll(const fs::path& p, std::span<const std::byte> data) {
 std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, ThreadPool* pool, DType& dtype) {
   const std::string label = fmt::format("{}: tensor \"{}\"", file.path().string(), t.name);
   if (t.encoding == "raw") {
-    const auto b = file.bytes(need(file, t, "data"));
+    const auto b = file.sectionBytes(t, "data");
     if (b.size() != t.numel() * dtypeSize(t.dtype))
       fail(Errc::Corrupt, "{}: {} bytes for shape {} of {}", label, b.size(), shapeString(t.shape), dtypeName(t.dtype));
     dtype = t.dtype;
@@ -56,12 +50,11 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
   if (t.encoding == "entquant") {
     const auto format = quant::parseCodeFormat(t.codeFormat);
     if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", label, t.codeFormat);
-    const auto sb = file.bytes(need(file, t, "scales"));
+    const auto sb = file.sectionBytes(t, "scales");
     if (sb.size() != static_cast<std::size_t>(rows) * 2)
       fail(Errc::Corrupt, "{}: {} bytes of scales for {} rows", label, sb.size(), rows);
-    const auto stream = file.bytes(need(file, t, "stream"));
-    const auto symbols = codec::ransParse(stream, label).symbols;
-    if (symbols != t.numel()) fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, symbols, t.numel());
+    const auto stream = file.sectionBytes(t, "stream");
+    codec::ransParseExpecting(stream, t.numel(), label);
     requireMemory(t.numel() * 3, label);  // the bf16 result and the codes
     std::vector<std::uint16_t> scales(static_cast<std::size_t>(rows));
     std::memcpy(scales.data(), sb.data(), sb.size());
@@ -81,7 +74,7 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
         fail(Errc::Corrupt, "{}: group_size {} is not a group size", label, g.dump());
       group = static_cast<int>(g.get<std::uint64_t>());
     }
-  const auto b = quant::deserializeBaseline(file.bytes(need(file, t, "payload")), *method, rows, cols, group, label);
+  const auto b = quant::deserializeBaseline(file.sectionBytes(t, "payload"), *method, rows, cols, group, label);
   requireMemory(t.numel() * 2, label);
   std::vector<std::byte> out(t.numel() * 2);
   quant::dequantizeBaseline(b, reinterpret_cast<std::uint16_t*>(out.data()));

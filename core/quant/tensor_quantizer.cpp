@@ -601,10 +601,7 @@ void dequantizeTensor(CodeFormat format, std::span<const std::byte> stream, std:
                       ThreadPool* pool) {
   if (static_cast<std::int64_t>(scales.size()) != rows)
     fail(Errc::Corrupt, "{}: {} scales for {} rows", label, scales.size(), rows);
-  const auto symbols = codec::ransParse(stream, label).symbols;
-  if (symbols != static_cast<std::uint64_t>(rows * cols))
-    fail(Errc::Corrupt, "{}: rANS stream holds {} symbols, expected {}", label, symbols, rows * cols);
-  requireMemory(symbols, label);
+  requireMemory(codec::ransParseExpecting(stream, static_cast<std::uint64_t>(rows * cols), label).symbols, label);
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(rows * cols));
   codec::ransDecode(stream, codes, label, pool);
   auto body = [&](std::size_t r) {
