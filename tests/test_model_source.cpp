@@ -193,6 +193,55 @@ class TestModelSource : public QObject {
     EQ_EXPECT_ERROR(ModelSource::open(archive, options), Errc::Cancelled, archive.string() + ": extraction cancelled");
   }
 
+  // Unpacking stops at its budget (by default the free space less a reserve): an entry whose declared size would
+  // pass it is refused before it is written; one that grows past it (no size, or a size that lies) when it does.
+  void extractionBudget_data() {
+    QTest::addColumn<QString>("format");
+    QTest::addColumn<qulonglong>("budget");
+    QTest::addColumn<QString>("message");  // after "<archive>: "; {dest} is the extraction folder
+    QTest::newRow("fits exactly") << "pax" << qulonglong(4000) << "";
+    QTest::newRow("declared size, first entry") << "pax" << qulonglong(999)
+        << "entry \"m/a.bin\" is 1000 B: more than the 999 B available for unpacking in {dest}";
+    QTest::newRow("declared size, with the entries before") << "pax" << qulonglong(3999)
+        << "entry \"m/b.bin\" is 2.9 KiB, 3.9 KiB with the entries before it: more than the 3.9 KiB available for "
+           "unpacking in {dest}";
+    QTest::newRow("zip") << "zip" << qulonglong(3999)
+        << "entry \"m/b.bin\" is 2.9 KiB, 3.9 KiB with the entries before it: more than the 3.9 KiB available for "
+           "unpacking in {dest}";
+  }
+  void extractionBudget() {
+    QFETCH(QString, format);
+    QFETCH(qulonglong, budget);
+    QFETCH(QString, message);
+    TempDir tmp("eq-test");
+    fs::create_directories(tmp.path() / "in");
+    eqtest::writeFile(tmp.path() / "in" / "a.bin", std::string(1000, 'a'));
+    eqtest::writeFile(tmp.path() / "in" / "b.bin", std::string(3000, 'b'));
+    const fs::path archive = tmp.path() / "m.archive", dest = tmp.path() / "out";
+    makeArchive(tmp.path() / "in", archive, "m", format.toStdString(), "");
+    fs::create_directories(dest);
+    if (message.isEmpty()) {
+      extractArchive(archive, dest, {}, budget);
+      QCOMPARE(fs::file_size(dest / "m" / "b.bin"), std::uintmax_t(3000));
+      return;
+    }
+    std::string expected = archive.string() + ": " + message.toStdString() +
+                           " (set TMPDIR to a folder with more free space, or unpack the archive yourself and open the "
+                           "folder)";
+    expected.replace(expected.find("{dest}"), 6, dest.string());
+    EQ_EXPECT_ERROR(extractArchive(archive, dest, {}, budget), Errc::NoSpace, expected);
+  }
+
+  // A zip whose sizes lie (10 bytes declared, 300 KB of zeros behind them) is stopped by what it writes.
+  void extractionBudgetLyingSize() {
+    const fs::path archive = eqtest::dataDir() / "corrupt" / "lying_size.zip";
+    TempDir tmp("eq-test");
+    EQ_EXPECT_ERROR(extractArchive(archive, tmp.path(), {}, 100000), Errc::NoSpace,
+                    archive.string() + ": entry \"model/config.json\" makes the unpacked total 128.0 KiB: more than "
+                    "the 97.7 KiB available for unpacking in " + tmp.path().string() + " (set TMPDIR to a folder with "
+                    "more free space, or unpack the archive yourself and open the folder)");
+  }
+
   void missingInput() {
     EQ_EXPECT_ERROR(ModelSource::open("/nonexistent/model"), Errc::NotFound,
                     "/nonexistent/model: no such file or folder");

@@ -1,12 +1,14 @@
 #include "format/archive.h"
 
 #include "common/error.h"
+#include "common/units.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>
@@ -66,15 +68,34 @@ void writeAll(int fd, const void* buf, std::size_t n, const fs::path& where) {
 }
 
 // libarchive's message for the last error; it has none for some failures (a null pointer, which fmt refuses).
-const char* errorText(struct archive* a) {
+// Some of its messages end in a newline, which would break ours.
+std::string errorText(struct archive* a) {
   const char* e = archive_error_string(a);
-  return e && *e ? e : "no details from libarchive";
+  std::string text = e ? e : "";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text.empty() ? "no details from libarchive" : text;
 }
 
 }  // namespace
 
-void extractArchive(const fs::path& archivePath, const fs::path& dest, const std::function<bool()>& keepGoing) {
+std::uint64_t extractionBudget(const fs::path& dest) {
+  std::error_code ec;
+  const auto info = fs::space(dest, ec);
+  if (ec) fail(Errc::Io, "{}: cannot tell the free space: {}", dest.string(), ec.message());
+  constexpr std::uint64_t kMaxReserve = std::uint64_t{1} << 30;
+  return info.available - std::min<std::uint64_t>(info.available / 20, kMaxReserve);
+}
+
+void extractArchive(const fs::path& archivePath, const fs::path& dest, const std::function<bool()>& keepGoing,
+                    std::optional<std::uint64_t> maxBytes) {
   const std::string label = archivePath.string();
+  const std::uint64_t budget = maxBytes ? *maxBytes : extractionBudget(dest);
+  std::uint64_t written = 0;  // by all entries so far
+  const auto overBudget = [&](const std::string& entry, std::string_view how) {
+    fail(Errc::NoSpace, "{}: entry \"{}\" {}: more than the {} available for unpacking in {} (set TMPDIR to a folder "
+         "with more free space, or unpack the archive yourself and open the folder)", label, entry, how,
+         formatBytes(budget), dest.string());
+  };
   std::unique_ptr<struct archive, ReaderDeleter> a(archive_read_new());
   archive_read_support_filter_all(a.get());
   archive_read_support_format_all(a.get());
@@ -111,6 +132,13 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
     }
     if (type != AE_IFREG)
       fail(Errc::UnsafeArchive, "{}: entry \"{}\" is not a regular file or folder", label, name);
+    if (archive_entry_size_is_set(entry)) {
+      const auto declared = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
+      if (declared > budget - written)
+        overBudget(name, fmt::format("is {}{}", formatBytes(declared),
+                                     written ? fmt::format(", {} with the entries before it",
+                                                           formatBytes(written + declared)) : ""));
+    }
     fs::create_directories(target.parent_path(), ec);
     if (ec) fail(Errc::Io, "{}: cannot create {}: {}", label, target.parent_path().string(), ec.message());
     // O_EXCL|O_NOFOLLOW: a duplicate entry or a pre-existing link at the target is refused, never followed.
@@ -124,6 +152,9 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
         const la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
         if (n == 0) break;
         if (n < 0) fail(Errc::Corrupt, "{}: entry \"{}\": {}", label, name, errorText(a.get()));
+        if (static_cast<std::uint64_t>(n) > budget - written)
+          overBudget(name, fmt::format("makes the unpacked total {}", formatBytes(written + n)));
+        written += static_cast<std::uint64_t>(n);
         writeAll(fd, buf.data(), static_cast<std::size_t>(n), target);
         stop();
       }
