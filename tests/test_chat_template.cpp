@@ -11,6 +11,7 @@
 #include "text/chat_template.h"
 #include "text/jinja.h"
 
+#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -179,6 +180,56 @@ class TestChatTemplate : public QObject {
     const std::string expected = c["error"].get<std::string>();
     if (c["error_type"] == "TemplateError") QCOMPARE(eqtest::q(err), eqtest::q("t: " + expected));
     else QVERIFY2(err.rfind("t: line ", 0) == 0 && endsWith(err, ": " + expected), (err + " / jinja2: " + expected).c_str());
+  }
+
+  // Differential: seeded random templates (tools/fixtures/make_jinja_fuzz.py) over a context of every value type.
+  // Where jinja2 renders, the output must be the same byte for byte; where it raises, ours must raise (the messages
+  // are not compared: the snippets above do that), except that a filter or operator this interpreter does not have
+  // may be refused by name. EQ_JINJA_FUZZ names a larger file made by the same script.
+  void matchesJinja2OnRandomTemplates() {
+    const char* other = std::getenv("EQ_JINJA_FUZZ");
+    const auto fuzz = ojson::parse(eqtest::readText(other && *other ? fs::path(other)
+                                                                    : chatData() / "jinja_fuzz_golden.json"));
+    const ojson& context = fuzz["context"];
+    int failures = 0, rendered = 0, refused = 0;
+    for (const auto& c : fuzz["cases"]) {
+      const std::string source = c["template"].get<std::string>();
+      std::string got, problem;
+      bool raised = false;
+      try {
+        got = jinja::Template::parse(source, "t").render(context, snippetOptions());
+      } catch (const Error& e) {
+        raised = true;
+        problem = e.what();
+        if (e.code() != Errc::InvalidArgument && e.code() != Errc::BadConfig)
+          problem = std::string("wrong code ") + errcName(e.code()) + ": " + problem;
+      }
+      std::string what;
+      if (c.contains("expected")) {
+        ++rendered;
+        if (raised && (problem.find("is not supported") != std::string::npos ||
+                       problem.find("No filter named") != std::string::npos)) {
+          ++refused;  // a feature this interpreter does not have, refused by name: not a silent difference
+          continue;
+        }
+        if (raised) what = "raised (" + problem + ") where jinja2 renders " + ojson(c["expected"]).dump();
+        else if (got != c["expected"].get<std::string>())
+          what = "rendered " + ojson(got).dump() + ", jinja2 " + ojson(c["expected"]).dump();
+      } else if (!raised && c["error"].get<std::string>().rfind("TemplateAssertionError", 0) == 0) {
+        // jinja2 refuses an unknown filter or test when it compiles the template, also in code that never runs;
+        // we, like jinja2 inside an if's condition, when it runs (see snippets()).
+      } else if (!raised) {
+        what = "rendered " + ojson(got).dump() + " where jinja2 raises " + c["error"].get<std::string>();
+      } else if (problem.rfind("wrong code", 0) == 0) {
+        what = problem;
+      }
+      if (!what.empty() && ++failures <= (std::getenv("EQ_JINJA_FUZZ_ALL") ? 100000 : 20)) qWarning("%s: %s", ojson(source).dump().c_str(), what.c_str());
+    }
+    qInfo("%zu templates: jinja2 renders %d, of which %d use a filter or operator refused here by name",
+          fuzz["cases"].size(), rendered, refused);
+    QVERIFY(rendered >= 100);
+    QVERIFY2(failures == 0, qPrintable(QString("%1 of %2 templates differ from jinja2").arg(failures)
+                                           .arg(fuzz["cases"].size())));
   }
 
   // Hostile templates end in an Error: step and size limits, recursion and nesting depth.

@@ -178,6 +178,11 @@ struct Value {
   static Value real(double d) { return fromData(d); }
   static Value str(std::string s) { return fromData(std::make_shared<const std::string>(std::move(s))); }
   static Value list(std::vector<Value> items, bool tuple = false);
+  // A one-shot Python iterator (`type`: "generator" from select / reject / map / unique, "list_reverseiterator"
+  // from reverse): its items, but always true, no len(), no index, not equal to a list, not JSON. It can be
+  // iterated again here, where Python's would be empty the second time.
+  static Value iterator(std::vector<Value> items, const char* type, std::string pending = {});
+  static Value view(std::vector<Value> items, const char* type);  // a dict's keys(), values() or items()
   static Value dict(Dict d);
   template <typename T>
   static Value fromData(T&& data) {
@@ -202,6 +207,11 @@ struct Value {
 struct List {
   std::vector<Value> items;
   bool tuple = false;
+  const char* iterator = nullptr;  // a Python iterator's type name (Value::iterator), null for a list or tuple
+  std::shared_ptr<const std::string> pending;  // a generator's error, raised when it is iterated (lazily())
+  const char* view = nullptr;  // "dict_keys" / "dict_values" / "dict_items": sized, but no index, no JSON
+  // A list or tuple proper (not an iterator or a view): indexable, sliceable, concatenable.
+  bool plain() const { return !iterator && !view; }
   int depth = 1;  // nesting of lists and dicts, this one included
 };
 
@@ -213,6 +223,35 @@ Value Value::list(std::vector<Value> items, bool tuple) {
   p->items = std::move(items);
   p->tuple = tuple;
   return fromData(ListP(std::move(p)));
+}
+
+Value Value::iterator(std::vector<Value> items, const char* type, std::string pending) {
+  auto p = std::make_shared<List>();
+  if (!pending.empty()) p->pending = std::make_shared<const std::string>(std::move(pending));
+  for (const Value& x : items) p->depth = std::max(p->depth, valueDepth(x) + 1);
+  p->items = std::move(items);
+  p->iterator = type;
+  return fromData(ListP(std::move(p)));
+}
+
+Value Value::view(std::vector<Value> items, const char* type) {
+  Value v = list(std::move(items));
+  std::const_pointer_cast<List>(std::get<ListP>(v.v))->view = type;  // not shared yet
+  return v;
+}
+
+bool isIterator(const Value& v) { return v.is(Kind::List) && v.l().iterator; }
+
+// jinja2's unique / map / select / reject / selectattr / rejectattr / items are generators: the value is always true,
+// and an error (a value that cannot be iterated, a failing filter or test) surfaces only when it is iterated. We
+// compute the items at once and keep the error for then.
+template <typename F>
+Value lazily(F&& compute) {
+  try {
+    return Value::iterator(compute(), "generator");
+  } catch (RuntimeFailure& f) {
+    return Value::iterator({}, "generator", std::move(f.message));
+  }
 }
 
 bool pyEquals(const Value& a, const Value& b);
@@ -310,7 +349,7 @@ const char* typeName(const Value& v) {
     case Kind::Int: return "int";
     case Kind::Float: return "float";
     case Kind::Str: return "str";
-    case Kind::List: return v.l().tuple ? "tuple" : "list";
+    case Kind::List: return v.l().iterator ? v.l().iterator : v.l().view ? v.l().view : v.l().tuple ? "tuple" : "list";
     case Kind::Dict: return "dict";
     case Kind::Namespace: return "Namespace";
     case Kind::Function: return "function";
@@ -386,13 +425,20 @@ void appendPy(std::string& out, const Value& v, bool repr, std::size_t cap) {
     case Kind::Str: return add(repr ? strRepr(v.s()) : v.s());
     case Kind::List: {
       const List& l = v.l();
+      if (l.iterator) return add(fmt::format("<{} object>", l.iterator));  // Python adds the address
+      if (l.view) {  // dict_items([('a', 1)])
+        add(l.view);
+        add("(");
+      }
       add(l.tuple ? "(" : "[");
       for (std::size_t k = 0; k < l.items.size(); ++k) {
         if (k) add(", ");
         appendPy(out, l.items[k], true, cap);
       }
       if (l.tuple && l.items.size() == 1) add(",");
-      return add(l.tuple ? ")" : "]");
+      add(l.tuple ? ")" : "]");
+      if (l.view) add(")");
+      return;
     }
     case Kind::Dict: {
       add("{");
@@ -452,7 +498,7 @@ bool truthy(const Value& v) {
     case Kind::Int: return v.i() != 0;
     case Kind::Float: return v.f() != 0.0;
     case Kind::Str: return !v.s().empty();
-    case Kind::List: return !v.l().items.empty();
+    case Kind::List: return v.l().iterator || !v.l().items.empty();
     case Kind::Dict: return !v.d().items.empty();
     default: return true;
   }
@@ -479,6 +525,16 @@ bool pyEquals(const Value& a, const Value& b) {
     case Kind::Str: return a.s() == b.s();
     case Kind::List: {
       const List &x = a.l(), &y = b.l();
+      if (x.iterator || y.iterator) return &x == &y;
+      if (x.view || y.view) {  // keys and items compare as sets, values by identity
+        if (&x == &y) return true;
+        if (!x.view || !y.view || std::string_view(x.view) != y.view || std::string_view(x.view) == "dict_values" ||
+            x.items.size() != y.items.size())
+          return false;
+        for (const Value& item : x.items)
+          if (std::none_of(y.items.begin(), y.items.end(), [&](const Value& o) { return pyEquals(item, o); })) return false;
+        return true;
+      }
       if (x.tuple != y.tuple || x.items.size() != y.items.size()) return false;
       for (std::size_t k = 0; k < x.items.size(); ++k)
         if (!pyEquals(x.items[k], y.items[k])) return false;
@@ -509,7 +565,7 @@ bool pyLess(const Value& a, const Value& b, const char* op) {
     return a.i() < b.i();
   }
   if (a.is(Kind::Str) && b.is(Kind::Str)) return a.s() < b.s();  // UTF-8 byte order is code point order
-  if (a.is(Kind::List) && b.is(Kind::List) && a.l().tuple == b.l().tuple) {
+  if (a.is(Kind::List) && b.is(Kind::List) && a.l().tuple == b.l().tuple && a.l().plain() && b.l().plain()) {
     const auto &x = a.l().items, &y = b.l().items;
     for (std::size_t k = 0; k < x.size() && k < y.size(); ++k)
       if (!pyEquals(x[k], y[k])) return pyLess(x[k], y[k], op);
@@ -2294,7 +2350,9 @@ std::optional<double> parsePyFloat(const std::string& text) {
 std::vector<Value> iterate(const Value& v) {
   switch (v.kind()) {
     case Kind::Undefined: return {};
-    case Kind::List: return v.l().items;
+    case Kind::List:
+      if (v.l().pending) fail("{}", *v.l().pending);
+      return v.l().items;
     case Kind::Dict: {
       std::vector<Value> keys;
       for (const auto& [k, x] : v.d().items) keys.push_back(k);
@@ -2318,7 +2376,9 @@ std::int64_t lengthOf(const Value& v) {
   switch (v.kind()) {
     case Kind::Undefined: return 0;
     case Kind::Str: return static_cast<std::int64_t>(codePointCount(v.s()));
-    case Kind::List: return static_cast<std::int64_t>(v.l().items.size());
+    case Kind::List:
+      if (v.l().iterator) fail("object of type {} has no len()", strRepr(typeName(v)));
+      return static_cast<std::int64_t>(v.l().items.size());
     case Kind::Dict: return static_cast<std::int64_t>(v.d().items.size());
     case Kind::Loop: return std::get<LoopP>(v.v)->length();
     default: fail("object of type {} has no len()", strRepr(typeName(v)));
@@ -2332,7 +2392,9 @@ Value loopAttr(const Value& loop, const std::string& name);
 
 Value getAttr(Interp&, const Value& obj, const std::string& name) {
   switch (obj.kind()) {
-    case Kind::Undefined: failUndefined(obj);
+    case Kind::Undefined:
+      if (name.rfind("__", 0) == 0) return obj;  // the sandbox's answer for a dunder, before Undefined's own error
+      failUndefined(obj);
     case Kind::Dict: {
       Value m = dictMethod(obj, name);
       if (!m.is(Kind::Undefined)) return m;
@@ -2347,6 +2409,7 @@ Value getAttr(Interp&, const Value& obj, const std::string& name) {
       return m.is(Kind::Undefined) ? Value::undefined(attrMissing(obj, name)) : m;
     }
     case Kind::List: {
+      if (!obj.l().plain()) return Value::undefined(attrMissing(obj, name));
       Value m = listMethod(obj, name);
       return m.is(Kind::Undefined) ? Value::undefined(attrMissing(obj, name)) : m;
     }
@@ -2375,7 +2438,7 @@ Value getItem(Interp& in, const Value& obj, const Value& key) {
       return Value::undefined(elementMissing(obj, key));
     }
     case Kind::List:
-      if (key.isIntLike()) {
+      if (key.isIntLike() && obj.l().plain()) {  // an iterator's or view's TypeError is undefined in jinja2
         const auto k = normIndex(key.i(), obj.l().items.size());
         return k ? obj.l().items[*k] : Value::undefined(elementMissing(obj, key));
       }
@@ -2421,7 +2484,7 @@ std::vector<std::size_t> sliceIndices(std::size_t size, const Value& start, cons
 
 Value sliceValue(Interp& in, const Value& obj, const Value& start, const Value& stop, const Value& step) {
   if (obj.is(Kind::Undefined)) failUndefined(obj);
-  if (obj.is(Kind::List)) {
+  if (obj.is(Kind::List) && obj.l().plain()) {
     const auto idx = sliceIndices(obj.l().items.size(), start, stop, step);
     std::vector<Value> items;
     items.reserve(idx.size());
@@ -2436,7 +2499,9 @@ Value sliceValue(Interp& in, const Value& obj, const Value& start, const Value& 
     for (std::size_t k : sliceIndices(cps.size(), start, stop, step)) out += cps[k];
     return Value::str(encodeUtf8(out));
   }
-  return Value::undefined(fmt::format("{} has no element slice({}, {}, {})", objectTypeRepr(obj), shortRepr(start), shortRepr(stop), shortRepr(step)));
+  // jinja2 compiles a slice to Python's own subscript, whose TypeError is not turned into an undefined value.
+  if (obj.is(Kind::Dict)) fail("unhashable type: 'slice'");
+  fail("{} object is not subscriptable", strRepr(typeName(obj)));
 }
 
 bool contains(const Value& container, const Value& item) {
@@ -2446,6 +2511,7 @@ bool contains(const Value& container, const Value& item) {
       if (!item.is(Kind::Str)) fail("'in <string>' requires string as left operand, not {}", typeName(item));
       return container.s().find(item.s()) != std::string::npos;
     case Kind::List:
+      if (container.l().pending) fail("{}", *container.l().pending);
       return std::any_of(container.l().items.begin(), container.l().items.end(), [&](const Value& x) { return pyEquals(x, item); });
     case Kind::Dict: return container.d().find(item) != nullptr;
     default: fail("argument of type {} is not iterable", strRepr(typeName(container)));
@@ -2569,9 +2635,9 @@ Value binaryOp(Interp& in, Op op, const Value& a, const Value& b) {
       in.charge(a.s().size() + b.s().size());
       return Value::str(a.s() + b.s());
     }
-    if (a.is(Kind::List)) {
+    if (a.is(Kind::List) && a.l().plain()) {
       const char* t = typeName(a);
-      if (!b.is(Kind::List) || b.l().tuple != a.l().tuple) fail("can only concatenate {} (not \"{}\") to {}", t, typeName(b), t);
+      if (!b.is(Kind::List) || b.l().tuple != a.l().tuple || !b.l().plain()) fail("can only concatenate {} (not \"{}\") to {}", t, typeName(b), t);
       if (a.l().items.size() + b.l().items.size() > kMaxItems) fail("a list would hold more than {} items", kMaxItems);
       in.tick((a.l().items.size() + b.l().items.size()) / 16);
       std::vector<Value> items = a.l().items;
@@ -2580,8 +2646,8 @@ Value binaryOp(Interp& in, Op op, const Value& a, const Value& b) {
     }
   }
   if (op == Op::Mul) {
-    if ((a.is(Kind::Str) || a.is(Kind::List)) && b.isIntLike()) return repeat(in, a, b.i());
-    if ((b.is(Kind::Str) || b.is(Kind::List)) && a.isIntLike()) return repeat(in, b, a.i());
+    if ((a.is(Kind::Str) || (a.is(Kind::List) && a.l().plain())) && b.isIntLike()) return repeat(in, a, b.i());
+    if ((b.is(Kind::Str) || (b.is(Kind::List) && b.l().plain())) && a.isIntLike()) return repeat(in, b, a.i());
   }
   if (op == Op::Mod && a.is(Kind::Str)) fail("printf-style string formatting ('%' on a string) is not supported");
   unsupportedOperands(opSymbol(op), a, b);
@@ -2811,16 +2877,16 @@ Value dictMethod(const Value& self, const std::string& name) {
       Params p("items", a, {});
       std::vector<Value> pairs;
       for (const auto& [k, v] : d.d().items) pairs.push_back(Value::list({k, v}, true));
-      return Value::list(std::move(pairs));
+      return Value::view(std::move(pairs), "dict_items");
     });
   if (name == "keys")
-    return bound(self, name, [](Interp&, const Value& d, Args& a) { return noArgs("keys", a, Value::list(iterate(d))); });
+    return bound(self, name, [](Interp&, const Value& d, Args& a) { return noArgs("keys", a, Value::view(iterate(d), "dict_keys")); });
   if (name == "values")
     return bound(self, name, [](Interp&, const Value& d, Args& a) {
       Params p("values", a, {});
       std::vector<Value> values;
       for (const auto& [k, v] : d.d().items) values.push_back(v);
-      return Value::list(std::move(values));
+      return Value::view(std::move(values), "dict_values");
     });
   if (name == "get")
     return bound(self, name, [](Interp&, const Value& d, Args& a) {
@@ -2978,7 +3044,11 @@ void dumpJson(Interp& in, const Value& v, const JsonStyle& st, int level, std::s
     case Kind::Int: out += std::to_string(v.i()); return;
     case Kind::Float: out += jsonFloat(v.f()); return;
     case Kind::Str: jsonString(v.s(), st.ensureAscii, out); return;
-    case Kind::List: case Kind::Dict: dumpJsonItems(in, v, st, level, out); return;
+    case Kind::List:
+      if (!v.l().plain()) fail("Object of type {} is not JSON serializable", typeName(v));
+      dumpJsonItems(in, v, st, level, out);
+      return;
+    case Kind::Dict: dumpJsonItems(in, v, st, level, out); return;
     default: fail("Object of type {} is not JSON serializable", typeName(v));
   }
 }
@@ -3072,19 +3142,22 @@ Value filterFirst(Interp&, const Value& v, Args& a) {
 
 Value filterLast(Interp&, const Value& v, Args& a) {
   Params p("last", a, {});
+  if (isIterator(v)) fail("{} object is not reversible", strRepr(typeName(v)));
   const std::vector<Value> items = iterate(v);
   return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
 }
 
 Value filterList(Interp&, const Value& v, Args& a) { return noArgs("list", a, makeList(iterate(v))); }
 
-Value filterItems(Interp&, const Value& v, Args& a) {
-  Params p("items", a, {});
-  if (v.is(Kind::Undefined)) return Value::list({});
-  if (!v.is(Kind::Dict)) fail("Can only get item pairs from a mapping.");
-  std::vector<Value> pairs;
-  for (const auto& [k, x] : v.d().items) pairs.push_back(Value::list({k, x}, true));
-  return Value::list(std::move(pairs));
+Value filterItems(Interp&, const Value& v, Args& a) {  // a generator (lazily)
+  return lazily([&] {
+      Params p("items", a, {});
+      std::vector<Value> pairs;
+      if (v.is(Kind::Undefined)) return pairs;
+      if (!v.is(Kind::Dict)) fail("Can only get item pairs from a mapping.");
+      for (const auto& [k, x] : v.d().items) pairs.push_back(Value::list({k, x}, true));
+      return pairs;
+  });
 }
 
 Value filterReverse(Interp&, const Value& v, Args& a) {
@@ -3096,6 +3169,10 @@ Value filterReverse(Interp&, const Value& v, Args& a) {
   }
   std::vector<Value> items = iterate(v);
   std::reverse(items.begin(), items.end());
+  // reversed() where Python has it; an iterator has none, and jinja2 falls back to a reversed list.
+  if (v.is(Kind::List) && !v.l().iterator)
+    return Value::iterator(std::move(items), v.l().tuple ? "reversed" : "list_reverseiterator");
+  if (v.is(Kind::Dict)) return Value::iterator(std::move(items), "dict_reversekeyiterator");
   return Value::list(std::move(items));
 }
 
@@ -3218,7 +3295,11 @@ Value filterIndent(Interp& in, const Value& v, Args& a) {
   const Value width = p.getOr(0, Value::integer(4));
   const std::string pad = width.is(Kind::Str) ? width.s() : std::string(static_cast<std::size_t>(std::clamp<std::int64_t>(optInt(&width, 4, "width"), 0, 1000)), ' ');
   const bool first = truthy(p.getOr(1, Value::boolean(false))), blank = truthy(p.getOr(2, Value::boolean(false)));
-  const std::vector<std::string> lines = splitLines(softStr(in, v) + "\n", false);
+  // jinja2 appends "\n" to the value itself (`s += newline`), so anything but a string fails there or just after.
+  if (v.is(Kind::Undefined)) failUndefined(v);
+  if (v.is(Kind::List) && !v.l().tuple && v.l().plain()) fail("'list' object has no attribute 'splitlines'");
+  if (!v.is(Kind::Str)) fail("unsupported operand type(s) for +=: {} and 'str'", strRepr(typeName(v)));
+  const std::vector<std::string> lines = splitLines(v.s() + "\n", false);
   std::string out;
   for (std::size_t k = 0; k < lines.size(); ++k) {
     const std::size_t before = out.size();
@@ -3256,17 +3337,19 @@ Value filterSort(Interp& in, const Value& v, Args& a) {
 }
 
 Value filterUnique(Interp& in, const Value& v, Args& a) {
-  Params p("unique", a, {"case_sensitive", "attribute"});
-  const bool cs = truthy(p.getOr(0, Value::boolean(false)));
-  std::vector<Value> keys, out;
-  for (const Value& item : iterate(v)) {
-    Value key = sortKey(in, item, p.get(1), cs);
-    in.tick(keys.size() / 16 + 1);
-    if (std::any_of(keys.begin(), keys.end(), [&](const Value& k) { return pyEquals(k, key); })) continue;
-    keys.push_back(std::move(key));
-    out.push_back(item);
-  }
-  return Value::list(std::move(out));
+  return lazily([&] {
+    Params p("unique", a, {"case_sensitive", "attribute"});
+    const bool cs = truthy(p.getOr(0, Value::boolean(false)));
+    std::vector<Value> keys, out;
+    for (const Value& item : iterate(v)) {
+      Value key = sortKey(in, item, p.get(1), cs);
+      in.tick(keys.size() / 16 + 1);
+      if (std::any_of(keys.begin(), keys.end(), [&](const Value& k) { return pyEquals(k, key); })) continue;
+      keys.push_back(std::move(key));
+      out.push_back(item);
+    }
+    return out;
+  });
 }
 
 Value minMax(Interp& in, const Value& v, Args& a, bool wantMax) {
@@ -3295,48 +3378,57 @@ Value filterSum(Interp& in, const Value& v, Args& a) {
 Value filterAttr(Interp& in, const Value& v, Args& a) {
   Params p("attr", a, {"name"});
   if (!p.get(0)) fail("attr filter needs a name");
-  return getAttr(in, v, needStr(*p.get(0), "attribute name"));
+  const std::string name = needStr(*p.get(0), "attribute name");
+  if (v.is(Kind::Dict)) {  // "always an attribute is returned and items are not looked up" (jinja2's docs)
+    Value m = dictMethod(v, name);
+    return m.is(Kind::Undefined) ? Value::undefined(attrMissing(v, name)) : m;
+  }
+  return getAttr(in, v, name);
 }
 
 Value filterMap(Interp& in, const Value& v, Args& a) {
-  std::vector<Value> out;
-  if (!truthy(v)) return Value::list({});
-  if (a.pos.empty()) {
-    const auto attr = std::find_if(a.kw.begin(), a.kw.end(), [](const auto& kv) { return kv.first == "attribute"; });
-    if (attr == a.kw.end()) fail("map requires a filter argument");
-    const auto def = std::find_if(a.kw.begin(), a.kw.end(), [](const auto& kv) { return kv.first == "default"; });
-    for (const auto& [k, x] : a.kw)
-      if (k != "attribute" && k != "default") fail("Unexpected keyword argument {}", strRepr(k));
-    for (const Value& item : iterate(v)) out.push_back(attributePath(in, item, attr->second, def == a.kw.end() ? nullptr : &def->second));
-    return Value::list(std::move(out));
-  }
-  const std::string name = needStr(a.pos[0], "filter name");
-  for (const Value& item : iterate(v)) {
-    Args rest{std::vector<Value>(a.pos.begin() + 1, a.pos.end()), a.kw};
-    out.push_back(in.filter(name, item, rest));
-  }
-  return Value::list(std::move(out));
+  return lazily([&] {
+    std::vector<Value> out;
+    if (!truthy(v)) return out;
+    if (a.pos.empty()) {
+      const auto attr = std::find_if(a.kw.begin(), a.kw.end(), [](const auto& kv) { return kv.first == "attribute"; });
+      if (attr == a.kw.end()) fail("map requires a filter argument");
+      const auto def = std::find_if(a.kw.begin(), a.kw.end(), [](const auto& kv) { return kv.first == "default"; });
+      for (const auto& [k, x] : a.kw)
+        if (k != "attribute" && k != "default") fail("Unexpected keyword argument {}", strRepr(k));
+      for (const Value& item : iterate(v)) out.push_back(attributePath(in, item, attr->second, def == a.kw.end() ? nullptr : &def->second));
+      return out;
+    }
+    const std::string name = needStr(a.pos[0], "filter name");
+    for (const Value& item : iterate(v)) {
+      Args rest{std::vector<Value>(a.pos.begin() + 1, a.pos.end()), a.kw};
+      out.push_back(in.filter(name, item, rest));
+    }
+    return out;
+  });
 }
 
 // select / reject / selectattr / rejectattr.
 Value selectOrReject(Interp& in, const Value& v, Args& a, bool keep, bool byAttribute) {
-  if (!truthy(v)) return Value::list({});
-  std::size_t off = 0;
-  if (byAttribute && a.pos.empty()) fail("Missing parameter for attribute name");
-  if (byAttribute) off = 1;
-  std::vector<Value> out;
-  for (const Value& item : iterate(v)) {
-    const Value subject = byAttribute ? attributePath(in, item, a.pos[0]) : item;
-    bool pass;
-    if (a.pos.size() > off) {
-      Args rest{std::vector<Value>(a.pos.begin() + static_cast<std::ptrdiff_t>(off) + 1, a.pos.end()), a.kw};
-      pass = in.test(needStr(a.pos[off], "test name"), subject, rest);
-    } else {
-      pass = truthy(subject);
+  return lazily([&] {
+    std::vector<Value> out;
+    if (!truthy(v)) return out;
+    std::size_t off = 0;
+    if (byAttribute && a.pos.empty()) fail("Missing parameter for attribute name");
+    if (byAttribute) off = 1;
+    for (const Value& item : iterate(v)) {
+      const Value subject = byAttribute ? attributePath(in, item, a.pos[0]) : item;
+      bool pass;
+      if (a.pos.size() > off) {
+        Args rest{std::vector<Value>(a.pos.begin() + static_cast<std::ptrdiff_t>(off) + 1, a.pos.end()), a.kw};
+        pass = in.test(needStr(a.pos[off], "test name"), subject, rest);
+      } else {
+        pass = truthy(subject);
+      }
+      if (pass == keep) out.push_back(item);
     }
-    if (pass == keep) out.push_back(item);
-  }
-  return Value::list(std::move(out));
+    return out;
+  });
 }
 Value filterSelect(Interp& in, const Value& v, Args& a) { return selectOrReject(in, v, a, true, false); }
 Value filterReject(Interp& in, const Value& v, Args& a) { return selectOrReject(in, v, a, false, false); }
@@ -3370,12 +3462,16 @@ Value Interp::filter(const std::string& name, Value subject, Args& args) {
 // ---------------------------------------------------------------------------------------------------------------
 // Tests.
 
-bool testDivisible(const Value& v, std::int64_t by) {
+// jinja2's odd / even / divisibleby: `value % n == r` with Python's % (floats too: 2.5 is neither odd nor even).
+bool testRemainder(const Value& v, const Value& by, std::int64_t r) {
   if (v.is(Kind::Undefined)) failUndefined(v);
-  if (!v.isNumber()) fail("unsupported operand type(s) for %: {} and 'int'", strRepr(typeName(v)));
-  if (v.is(Kind::Float)) return floatMod(v.f(), static_cast<double>(by)) == 0;
-  if (by == 0) fail("integer division or modulo by zero");
-  return v.i() % by == 0;
+  if (v.is(Kind::Str)) {  // Python formats the string with the number
+    if (v.s().find('%') != std::string::npos) fail("printf-style string formatting ('%' on a string) is not supported");
+    fail("not all arguments converted during string formatting");
+  }
+  if (!v.isNumber() || !by.isNumber())
+    fail("unsupported operand type(s) for %: {} and {}", strRepr(typeName(v)), strRepr(typeName(by)));
+  return pyEquals(arithNumbers(Op::Mod, v, by), Value::integer(r));
 }
 
 bool isSameAs(const Value& a, const Value& b) {  // Python identity, as far as values are comparable here
@@ -3412,16 +3508,13 @@ bool Interp::test(const std::string& name, const Value& v, Args& args) {
   if (name == "string") return noArg(), k == Kind::Str;
   if (name == "mapping") return noArg(), k == Kind::Dict;
   if (name == "iterable") return noArg(), k == Kind::Undefined || k == Kind::Str || k == Kind::List || k == Kind::Dict || k == Kind::Loop;
-  if (name == "sequence") return noArg(), k == Kind::Undefined || k == Kind::Str || k == Kind::List || k == Kind::Dict;
+  if (name == "sequence")
+    return noArg(), k == Kind::Undefined || k == Kind::Str || (k == Kind::List && v.l().plain()) || k == Kind::Dict;
   if (name == "callable") return noArg(), k == Kind::Function || k == Kind::Undefined;
   if (name == "escaped") return noArg(), false;
-  if (name == "odd") return noArg(), !testDivisible(v, 2);
-  if (name == "even") return noArg(), testDivisible(v, 2);
-  if (name == "divisibleby") {
-    const Value& by = arg("num");
-    if (!by.isIntLike()) fail("divisibleby needs an integer");
-    return testDivisible(v, by.i());
-  }
+  if (name == "odd") return noArg(), testRemainder(v, Value::integer(2), 1);
+  if (name == "even") return noArg(), testRemainder(v, Value::integer(2), 0);
+  if (name == "divisibleby") return testRemainder(v, arg("num"), 0);
   if (name == "lower" || name == "upper") return noArg(), truthy(strCase(Value::str(softStr(*this, v)), name == "lower"));
   if (name == "eq" || name == "equalto" || name == "==") return pyEquals(v, arg("other"));
   if (name == "ne" || name == "!=") return !pyEquals(v, arg("other"));

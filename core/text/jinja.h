@@ -4,7 +4,12 @@
 // Lexer -> parser to an AST -> tree-walking evaluator over a small value type. No file access: include, import,
 // extends and block are rejected. Rendering is bounded in steps, output size and call depth, and parsing in
 // nesting depth, so a hostile template ends in an Error, not a hang or a stack overflow.
-// Checked against Python jinja2 3.1 by tests/data/chat/chat_golden.json (tools/fixtures/make_chat_golden.py).
+// Checked against Python jinja2 3.1 by tests/data/chat/chat_golden.json (tools/fixtures/make_chat_golden.py) and by
+// seeded random templates (jinja_fuzz_golden.json, tools/fixtures/make_jinja_fuzz.py). Known differences, each
+// outside what chat templates do: an unknown filter or test is an error when it runs, not when the template
+// compiles; a generator (select, map, ...) can be iterated twice and prints without its address; range() is a list;
+// str.center / zfill / partition / encode, list.copy, the globals lipsum / cycler / joiner, printf-style '%' on
+// strings and integers beyond 64 bits are refused with an error rather than rendered.
 #pragma once
 
 #include <nlohmann/json.hpp>
