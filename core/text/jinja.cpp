@@ -1766,7 +1766,7 @@ class Interp {
     tick(text.size() / 64);
     out_ += text;
   }
-  std::string capture(const Body& body, const FrameP& frame);
+  std::string capture(const Body& body, const FrameP& frame, Flow* flow = nullptr);
   Flow exec(const Body& body, const FrameP& frame);
   Flow execStmt(const Stmt& st, const FrameP& frame);
   Flow execFor(const Stmt& st, const FrameP& frame);
@@ -1815,10 +1815,13 @@ Flow Interp::exec(const Body& body, const FrameP& frame) {
   return Flow::Normal;
 }
 
-std::string Interp::capture(const Body& body, const FrameP& frame) {
+// `flow`: how the body ended. jinja2 compiles a block set and a filter block inline, so a break or continue in
+// one leaves the enclosing loop's iteration and what the block wrote is dropped; a macro's body is a function.
+std::string Interp::capture(const Body& body, const FrameP& frame, Flow* flow) {
   std::string saved;
   saved.swap(out_);
-  exec(body, frame);  // break / continue cannot cross a block set, filter block or macro body
+  const Flow ended = exec(body, frame);
+  if (flow) *flow = ended;
   std::string captured;
   captured.swap(out_);
   out_.swap(saved);
@@ -1843,12 +1846,17 @@ Flow Interp::execStmt(const Stmt& st, const FrameP& frame) {
     case StmtKind::For: return execFor(st, frame);
     case StmtKind::Set: assign(st.target, eval(*st.expr, frame), *frame); return Flow::Normal;
     case StmtKind::SetBlock: {
-      Value body = Value::str(capture(st.body, frame));
+      Flow flow = Flow::Normal;
+      Value body = Value::str(capture(st.body, frame, &flow));
+      if (flow != Flow::Normal) return flow;
       assign(st.target, applyFilters(st.filters, std::move(body), frame), *frame);
       return Flow::Normal;
     }
     case StmtKind::FilterBlock: {
-      const Value v = applyFilters(st.filters, Value::str(capture(st.body, frame)), frame);
+      Flow flow = Flow::Normal;
+      std::string body = capture(st.body, frame, &flow);
+      if (flow != Flow::Normal) return flow;
+      const Value v = applyFilters(st.filters, Value::str(std::move(body)), frame);
       emit(pyStr(v, maxBytes()));
       return Flow::Normal;
     }
@@ -1897,6 +1905,7 @@ Flow Interp::execFor(const Stmt& st, const FrameP& frame) {
   }
   auto shared = std::make_shared<const std::vector<Value>>(std::move(items));
   auto lastChanged = std::make_shared<std::optional<std::vector<Value>>>();
+  bool completed = false;
   for (std::size_t k = 0; k < shared->size(); ++k) {
     tick();
     line_ = st.line;
@@ -1907,9 +1916,13 @@ Flow Interp::execFor(const Stmt& st, const FrameP& frame) {
     loop->items = shared;
     loop->lastChanged = lastChanged;
     iteration->set("loop", Value::fromData(LoopP(std::move(loop))));
-    if (exec(st.body, iteration) == Flow::Break) break;
+    const Flow flow = exec(st.body, iteration);
+    if (flow == Flow::Break) break;
+    if (flow == Flow::Normal) completed = true;
   }
-  if (shared->empty()) return exec(st.elseBody, childFrame(frame));
+  // jinja2 runs the else block unless an iteration reached the end of the body: after an empty loop, but also
+  // after a break or continue in every iteration before any ran to its end (a flag the loop body clears last).
+  if (!completed) return exec(st.elseBody, childFrame(frame));
   return Flow::Normal;
 }
 

@@ -9,7 +9,8 @@
 // outside what chat templates do: an unknown filter or test is an error when it runs, not when the template
 // compiles; a generator (select, map, ...) can be iterated twice and prints without its address; range() is a list;
 // str.center / zfill / partition / encode, list.copy, the globals lipsum / cycler / joiner, printf-style '%' on
-// strings and integers beyond 64 bits are refused with an error rather than rendered.
+// strings, integers beyond 64 bits and the loop object inside a list, dict or namespace are refused with an error
+// rather than rendered.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -36,6 +36,12 @@ if [ ! -d "$seeds" ]; then
   for t in tests/data/tokenizers/*/tokenizer.json; do cp "$t" "$seeds/tokenizer_json/$(basename "$(dirname "$t")").json"; done
   cp tests/data/models/tiny-llama-tok/tokenizer.json "$seeds/tokenizer_json/tiny-llama-tok.json"
   cp tests/data/chat/templates/*.jinja "$seeds/jinja/"
+  python3 - "$seeds/jinja" <<'PY'  # the differential cases' templates, over the conversation's names
+import hashlib, json, sys
+for c in json.load(open("tests/data/chat/jinja_fuzz_golden.json"))["cases"]:
+    t = c["template"].replace("msgs", "messages")
+    open(f"{sys.argv[1]}/rand-{hashlib.sha1(t.encode()).hexdigest()[:12]}", "w").write(t)
+PY
   split -b 512 tests/data/text/sample.txt "$seeds/tokenize/sample-"
   # rans_roundtrip: two bytes of segment size (64 symbols), then symbols
   for f in "$seeds"/tokenize/sample-a?; do printf '\x3f\x00' | cat - "$f" >"$seeds/rans_roundtrip/$(basename "$f")"; done
