@@ -143,6 +143,56 @@ class TestChatTemplate : public QObject {
     }
   }
 
+  // Differential: seeded random conversations through the eleven real templates (tools/fixtures/make_chat_fuzz.py):
+  // the same text, the same raise_exception message, or an error where jinja2 raised a Python error.
+  // EQ_CHAT_FUZZ names a larger file made by the same script.
+  void matchesJinja2OnRandomConversations() {
+    const char* other = std::getenv("EQ_CHAT_FUZZ");
+    const auto fuzz = ojson::parse(eqtest::readText(other && *other ? fs::path(other)
+                                                                    : chatData() / "chat_fuzz_golden.json"));
+    std::map<std::string, ChatTemplate> templates;
+    for (const auto& [name, info] : fuzz["templates"].items())
+      templates.emplace(name, ChatTemplate::fromSource(
+                                  eqtest::readText(chatData() / info["file"].get<std::string>()), "chat template",
+                                  info["bos_token"].is_null() ? "" : info["bos_token"].get<std::string>(),
+                                  info["eos_token"].is_null() ? "" : info["eos_token"].get<std::string>()));
+    int failures = 0, rendered = 0;
+    for (const auto& c : fuzz["cases"]) {
+      ChatRenderOptions o;
+      o.addGenerationPrompt = c["add_generation_prompt"].get<bool>();
+      o.tools = c["tools"];
+      o.extraVariables = c["extra"];
+      o.now = fixedNow;
+      std::string got, problem = "(none)";
+      bool raised = false;
+      try {
+        got = templates.at(c["template"].get<std::string>()).render(toMessages(c["messages"]), o);
+      } catch (const Error& e) {
+        raised = true;
+        problem = e.what();
+      }
+      std::string what;
+      if (c.contains("expected")) {
+        ++rendered;
+        if (raised) what = "raised (" + problem + ")";
+        else if (got != c["expected"].get<std::string>())
+          what = "rendered " + ojson(got).dump() + ", jinja2 " + ojson(c["expected"]).dump();
+      } else if (c.contains("error")) {  // raise_exception's text exactly; other jinja2 errors after our line number
+        const std::string err = c["error"].get<std::string>();
+        if (problem != "chat template: " + err && !(problem.rfind("chat template: line ", 0) == 0 && endsWith(problem, ": " + err)))
+          what = "gave " + (raised ? problem : ojson(got).dump()) + ", jinja2 raised " + c["error"].get<std::string>();
+      } else if (!raised) {
+        what = "rendered where jinja2 raises " + c["python_error"].get<std::string>();
+      }
+      if (!what.empty() && ++failures <= 10)
+        qWarning("%s: %s (messages %s)", c["name"].get<std::string>().c_str(), what.c_str(),
+                 c["messages"].dump().substr(0, 600).c_str());
+    }
+    QVERIFY(rendered >= 100);
+    QVERIFY2(failures == 0, qPrintable(QString("%1 of %2 conversations differ from jinja2").arg(failures)
+                                           .arg(fuzz["cases"].size())));
+  }
+
   void snippets_data() {
     QTest::addColumn<int>("index");
     for (std::size_t i = 0; i < golden_["snippets"].size(); ++i)
