@@ -9,13 +9,14 @@
 #include "text/tokenizer.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 using namespace eq;
 using namespace eq::text;
 
 class TestTokenizer : public QObject {
   Q_OBJECT
-  nlohmann::json golden_, variants_;
+  nlohmann::json golden_, variants_, fuzz_;
 
   // A variant: its base tokenizer.json with the golden's patch of top-level keys.
   Tokenizer variant(const std::string& name) const {
@@ -68,6 +69,51 @@ class TestTokenizer : public QObject {
     QCOMPARE(tok.encode(text, false), plain);
     QCOMPARE(eqtest::q(tok.decode(plain)), eqtest::q(c["decoded"].get<std::string>()));
     QCOMPARE(eqtest::q(tok.decode(plain, true)), eqtest::q(c["decoded_skip_special"].get<std::string>()));
+  }
+
+  // Differential: seeded random texts of the pieces tokenizers get wrong (tools/fixtures/make_tokenizer_fuzz.py),
+  // through every test tokenizer, the demo model's and each variant, against HF tokenizers. EQ_TOKENIZER_FUZZ names a
+  // larger file made by the same script (tests/data/README.md).
+  void matchesHfOnRandomTexts_data() {
+    QTest::addColumn<QString>("name");
+    const char* other = std::getenv("EQ_TOKENIZER_FUZZ");
+    fuzz_ = eqtest::readJson(other && *other ? std::filesystem::path(other)
+                                             : eqtest::dataDir() / "tokenizers/fuzz_golden.json");
+    QVERIFY(fuzz_["cases"].size() >= 20);
+    for (const auto& [name, cases] : fuzz_["cases"].items()) QTest::newRow(name.c_str()) << eqtest::q(name);
+  }
+  void matchesHfOnRandomTexts() {
+    QFETCH(QString, name);
+    const auto& src = fuzz_["tokenizers"][name.toStdString()];
+    const auto base = src["base"].get<std::string>();
+    auto j = eqtest::readJson(base.size() > 5 && base.substr(base.size() - 5) == ".json"
+                                  ? eqtest::dataDir() / "../.." / base
+                                  : eqtest::dataDir() / "tokenizers" / base / "tokenizer.json");
+    for (const auto& [key, value] : src["patch"].items()) j[key] = value;
+    const auto tok = Tokenizer::fromJson(j, name.toStdString());
+    int failures = 0;
+    const auto& cases = fuzz_["cases"][name.toStdString()];
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      const auto& c = cases[i];
+      const auto text = c["text"].get<std::string>();
+      const auto plain = c["ids_no_special"].get<std::vector<std::int32_t>>();
+      const char* what = nullptr;
+      if (tok.encode(text, true) != c["ids"].get<std::vector<std::int32_t>>()) what = "ids";
+      else if (tok.encode(text, false) != plain) what = "ids without specials";
+      else if (tok.decode(plain) != c["decoded"].get<std::string>()) what = "decode";
+      else if (tok.decode(plain, true) != c["decoded_skip_special"].get<std::string>()) what = "decode skipping specials";
+      if (what && ++failures <= 5)
+        qWarning("#%zu %s differ for %s", i, what, nlohmann::json(text).dump().c_str());
+    }
+    QVERIFY2(failures == 0, qPrintable(QString("%1 of %2 texts differ from HF tokenizers").arg(failures).arg(cases.size())));
+  }
+
+  // HF lowercases with Rust's char::to_lowercase: U+0130 (capital I with dot above) becomes "i" + U+0307, two
+  // characters (utf8proc's simple mapping gives "i"). Found by matchesHfOnRandomTexts on the Lowercase variant.
+  void lowercaseDottedCapitalI() {
+    const auto tok = variant("flags");
+    QCOMPARE(tok.encode("\xC4\xB0stanbul", false), tok.encode("i\xCC\x87stanbul", false));
+    QVERIFY(tok.encode("\xC4\xB0stanbul", false) != tok.encode("istanbul", false));
   }
 
   void mergesInTheOldStringSpelling() {

@@ -315,7 +315,10 @@ struct Tokenizer::Impl {
       for (const auto& c : chars(s)) {
         utf8proc_int32_t cp;
         utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(c.data()), static_cast<utf8proc_ssize_t>(c.size()), &cp);
-        r += utf8(static_cast<std::uint32_t>(utf8proc_tolower(cp)));
+        // HF lowercases with Rust's char::to_lowercase, which also applies SpecialCasing's one unconditional
+        // lowercase mapping to several characters: U+0130 (İ) -> "i" U+0307 (found by differential fuzzing).
+        if (cp == 0x130) r += "i\u0307";
+        else r += utf8(static_cast<std::uint32_t>(utf8proc_tolower(cp)));
       }
       return r;
     }
