@@ -11,7 +11,6 @@
 #include "text/chat_template.h"
 #include "text/jinja.h"
 
-#include <cstdlib>
 #include <map>
 #include <optional>
 
@@ -44,6 +43,22 @@ jinja::RenderOptions snippetOptions() {
     char buf[256];
     return std::string(buf, std::strftime(buf, sizeof buf, format.c_str(), &tm));
   };
+  return o;
+}
+
+// A golden's template: its source with the bos / eos tokens of its "templates" entry (null: the tokenizer has none).
+ChatTemplate goldenTemplate(const std::string& source, const ojson& info) {
+  auto token = [&](const char* key) { return info[key].is_null() ? std::string() : info[key].get<std::string>(); };
+  return ChatTemplate::fromSource(source, "chat template", token("bos_token"), token("eos_token"));
+}
+
+// A golden case's render options (generation prompt, tools, extra variables) at the fixed "now".
+ChatRenderOptions caseOptions(const ojson& c) {
+  ChatRenderOptions o;
+  o.addGenerationPrompt = c["add_generation_prompt"].get<bool>();
+  o.tools = c["tools"];
+  o.extraVariables = c["extra"];
+  o.now = fixedNow;
   return o;
 }
 
@@ -124,15 +139,8 @@ class TestChatTemplate : public QObject {
     QFETCH(int, index);
     const ojson& c = golden_["cases"][static_cast<std::size_t>(index)];
     const std::string name = c["template"].get<std::string>();
-    const ojson& info = golden_["templates"][name];
-    const auto tmpl = ChatTemplate::fromSource(templateSource(name), "chat template",
-                                               info["bos_token"].is_null() ? "" : info["bos_token"].get<std::string>(),
-                                               info["eos_token"].is_null() ? "" : info["eos_token"].get<std::string>());
-    ChatRenderOptions o;
-    o.addGenerationPrompt = c["add_generation_prompt"].get<bool>();
-    o.tools = c["tools"];
-    o.extraVariables = c["extra"];
-    o.now = fixedNow;
+    const auto tmpl = goldenTemplate(templateSource(name), golden_["templates"][name]);
+    const ChatRenderOptions o = caseOptions(c);
     const auto messages = toMessages(c["messages"]);
     if (c.contains("expected")) {
       std::string got;
@@ -147,22 +155,13 @@ class TestChatTemplate : public QObject {
   // the same text, the same raise_exception message, or an error where jinja2 raised a Python error.
   // EQ_CHAT_FUZZ names a larger file made by the same script.
   void matchesJinja2OnRandomConversations() {
-    const char* other = std::getenv("EQ_CHAT_FUZZ");
-    const auto fuzz = ojson::parse(eqtest::readText(other && *other ? fs::path(other)
-                                                                    : chatData() / "chat_fuzz_golden.json"));
+    const auto fuzz = ojson::parse(eqtest::readText(eqtest::goldenOr("EQ_CHAT_FUZZ", chatData() / "chat_fuzz_golden.json")));
     std::map<std::string, ChatTemplate> templates;
     for (const auto& [name, info] : fuzz["templates"].items())
-      templates.emplace(name, ChatTemplate::fromSource(
-                                  eqtest::readText(chatData() / info["file"].get<std::string>()), "chat template",
-                                  info["bos_token"].is_null() ? "" : info["bos_token"].get<std::string>(),
-                                  info["eos_token"].is_null() ? "" : info["eos_token"].get<std::string>()));
+      templates.emplace(name, goldenTemplate(eqtest::readText(chatData() / info["file"].get<std::string>()), info));
     int failures = 0, rendered = 0;
     for (const auto& c : fuzz["cases"]) {
-      ChatRenderOptions o;
-      o.addGenerationPrompt = c["add_generation_prompt"].get<bool>();
-      o.tools = c["tools"];
-      o.extraVariables = c["extra"];
-      o.now = fixedNow;
+      const ChatRenderOptions o = caseOptions(c);
       std::string got, problem = "(none)";
       bool raised = false;
       try {
@@ -237,9 +236,7 @@ class TestChatTemplate : public QObject {
   // are not compared: the snippets above do that), except that a filter or operator this interpreter does not have,
   // or storing the loop object in a container, may be refused by name. EQ_JINJA_FUZZ names a larger file made by the same script.
   void matchesJinja2OnRandomTemplates() {
-    const char* other = std::getenv("EQ_JINJA_FUZZ");
-    const auto fuzz = ojson::parse(eqtest::readText(other && *other ? fs::path(other)
-                                                                    : chatData() / "jinja_fuzz_golden.json"));
+    const auto fuzz = ojson::parse(eqtest::readText(eqtest::goldenOr("EQ_JINJA_FUZZ", chatData() / "jinja_fuzz_golden.json")));
     const ojson& context = fuzz["context"];
     int failures = 0, rendered = 0, refused = 0;
     for (const auto& c : fuzz["cases"]) {
@@ -274,7 +271,7 @@ class TestChatTemplate : public QObject {
       } else if (problem.rfind("wrong code", 0) == 0) {
         what = problem;
       }
-      if (!what.empty() && ++failures <= (std::getenv("EQ_JINJA_FUZZ_ALL") ? 100000 : 20)) qWarning("%s: %s", ojson(source).dump().c_str(), what.c_str());
+      if (!what.empty() && ++failures <= 20) qWarning("%s: %s", ojson(source).dump().c_str(), what.c_str());
     }
     qInfo("%zu templates: jinja2 renders %d, of which %d use a feature refused here by name",
           fuzz["cases"].size(), rendered, refused);

@@ -9,7 +9,6 @@
 #include "text/tokenizer.h"
 
 #include <algorithm>
-#include <cstdlib>
 
 using namespace eq;
 using namespace eq::text;
@@ -18,12 +17,20 @@ class TestTokenizer : public QObject {
   Q_OBJECT
   nlohmann::json golden_, variants_, fuzz_;
 
+  // A base tokenizer.json (a test style's name, or a path from the repository root ending in .json) with a patch
+  // of top-level keys.
+  static Tokenizer patched(const std::string& base, const nlohmann::json& patch, const std::string& label) {
+    const bool path = base.size() > 5 && base.compare(base.size() - 5, 5, ".json") == 0;
+    auto j = eqtest::readJson(path ? eqtest::dataDir() / "../.." / base
+                                   : eqtest::dataDir() / "tokenizers" / base / "tokenizer.json");
+    for (const auto& [key, value] : patch.items()) j[key] = value;
+    return Tokenizer::fromJson(j, label);
+  }
+
   // A variant: its base tokenizer.json with the golden's patch of top-level keys.
   Tokenizer variant(const std::string& name) const {
     const auto& v = variants_.at(name);
-    auto j = eqtest::readJson(eqtest::dataDir() / "tokenizers" / v["base"].get<std::string>() / "tokenizer.json");
-    for (const auto& [key, value] : v["patch"].items()) j[key] = value;
-    return Tokenizer::fromJson(j, name);
+    return patched(v["base"].get<std::string>(), v["patch"], name);
   }
 
  private slots:
@@ -76,21 +83,14 @@ class TestTokenizer : public QObject {
   // larger file made by the same script (tests/data/README.md).
   void matchesHfOnRandomTexts_data() {
     QTest::addColumn<QString>("name");
-    const char* other = std::getenv("EQ_TOKENIZER_FUZZ");
-    fuzz_ = eqtest::readJson(other && *other ? std::filesystem::path(other)
-                                             : eqtest::dataDir() / "tokenizers/fuzz_golden.json");
+    fuzz_ = eqtest::readJson(eqtest::goldenOr("EQ_TOKENIZER_FUZZ", eqtest::dataDir() / "tokenizers/fuzz_golden.json"));
     QVERIFY(fuzz_["cases"].size() >= 20);
     for (const auto& [name, cases] : fuzz_["cases"].items()) QTest::newRow(name.c_str()) << eqtest::q(name);
   }
   void matchesHfOnRandomTexts() {
     QFETCH(QString, name);
     const auto& src = fuzz_["tokenizers"][name.toStdString()];
-    const auto base = src["base"].get<std::string>();
-    auto j = eqtest::readJson(base.size() > 5 && base.substr(base.size() - 5) == ".json"
-                                  ? eqtest::dataDir() / "../.." / base
-                                  : eqtest::dataDir() / "tokenizers" / base / "tokenizer.json");
-    for (const auto& [key, value] : src["patch"].items()) j[key] = value;
-    const auto tok = Tokenizer::fromJson(j, name.toStdString());
+    const auto tok = patched(src["base"].get<std::string>(), src["patch"], name.toStdString());
     int failures = 0;
     const auto& cases = fuzz_["cases"][name.toStdString()];
     for (std::size_t i = 0; i < cases.size(); ++i) {

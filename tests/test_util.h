@@ -9,6 +9,7 @@
 #include <QStringList>
 #include <QTest>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,6 +18,12 @@
 namespace eqtest {
 
 inline std::filesystem::path dataDir() { return EQ_TEST_DATA; }
+
+// A committed golden, or the larger file the environment variable `env` names (the differential fuzz tests).
+inline std::filesystem::path goldenOr(const char* env, const std::filesystem::path& committed) {
+  const char* other = std::getenv(env);
+  return other && *other ? std::filesystem::path(other) : committed;
+}
 
 inline std::string readText(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

@@ -217,27 +217,31 @@ struct List {
 
 int valueDepth(const Value& v);
 
-Value Value::list(std::vector<Value> items, bool tuple) {
+// A new list body over `items` (its nesting depth computed), for list(), iterator() and view() to mark.
+std::shared_ptr<List> newList(std::vector<Value> items) {
   auto p = std::make_shared<List>();
   for (const Value& x : items) p->depth = std::max(p->depth, valueDepth(x) + 1);
   p->items = std::move(items);
+  return p;
+}
+
+Value Value::list(std::vector<Value> items, bool tuple) {
+  auto p = newList(std::move(items));
   p->tuple = tuple;
   return fromData(ListP(std::move(p)));
 }
 
 Value Value::iterator(std::vector<Value> items, const char* type, std::string pending) {
-  auto p = std::make_shared<List>();
-  if (!pending.empty()) p->pending = std::make_shared<const std::string>(std::move(pending));
-  for (const Value& x : items) p->depth = std::max(p->depth, valueDepth(x) + 1);
-  p->items = std::move(items);
+  auto p = newList(std::move(items));
   p->iterator = type;
+  if (!pending.empty()) p->pending = std::make_shared<const std::string>(std::move(pending));
   return fromData(ListP(std::move(p)));
 }
 
 Value Value::view(std::vector<Value> items, const char* type) {
-  Value v = list(std::move(items));
-  std::const_pointer_cast<List>(std::get<ListP>(v.v))->view = type;  // not shared yet
-  return v;
+  auto p = newList(std::move(items));
+  p->view = type;
+  return fromData(ListP(std::move(p)));
 }
 
 bool isIterator(const Value& v) { return v.is(Kind::List) && v.l().iterator; }
@@ -3057,13 +3061,14 @@ void dumpJson(Interp& in, const Value& v, const JsonStyle& st, int level, std::s
     case Kind::Int: out += std::to_string(v.i()); return;
     case Kind::Float: out += jsonFloat(v.f()); return;
     case Kind::Str: jsonString(v.s(), st.ensureAscii, out); return;
-    case Kind::List:
-      if (!v.l().plain()) fail("Object of type {} is not JSON serializable", typeName(v));
+    case Kind::List:  // an iterator or a dict view is no list to json.dumps
+      if (!v.l().plain()) break;
       dumpJsonItems(in, v, st, level, out);
       return;
     case Kind::Dict: dumpJsonItems(in, v, st, level, out); return;
-    default: fail("Object of type {} is not JSON serializable", typeName(v));
+    default: break;
   }
+  fail("Object of type {} is not JSON serializable", typeName(v));
 }
 
 Value fromJson(const nlohmann::ordered_json& j, int depth) {
