@@ -76,15 +76,15 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-std::vector<model::KernelIsa> parseIsas(const std::string& list) {
-  std::vector<model::KernelIsa> out;
+std::vector<KernelIsa> parseIsas(const std::string& list) {
+  std::vector<KernelIsa> out;
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
     bool known = false;
-    for (const auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512Bw, model::KernelIsa::Avx512})
-      if (model::kernelIsaName(isa) == name) {
+    for (const auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512})
+      if (kernelIsaName(isa) == name) {
         known = true;
-        if (model::kernelIsaSupported(isa)) out.push_back(isa);
+        if (kernelIsaSupported(isa)) out.push_back(isa);
         else fmt::print(stderr, "skipping {}: this CPU lacks it\n", name);
       }
     if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512bw, avx512)\n", name);
@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
     const double perToken = static_cast<double>(lm->weightBytes()) - 2.0 * static_cast<double>(vocab) * hidden;
     const double floorTps = bw / perToken;
     for (const auto isa : isas) {
-      model::setKernelIsa(isa);
+      setKernelIsa(isa);
       std::vector<double> prefill, decode;
       for (int rep = 0; rep < repeat; ++rep) {
         lm->reset();
@@ -197,7 +197,7 @@ int main(int argc, char** argv) {
         decode.push_back(steps / seconds(t0));
       }
       fmt::print("{:<6} {:<7} {:>7.2f} {:>7.2f} {:>14.1f} {:>13.2f} {:>12.2f} {:>8.2f}x\n", which,
-                 model::kernelIsaName(isa), load, lm->weightBytes() / 1e9, median(prefill), median(decode), floorTps,
+                 kernelIsaName(isa), load, lm->weightBytes() / 1e9, median(prefill), median(decode), floorTps,
                  floorTps / median(decode));
     }
   }

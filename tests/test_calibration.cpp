@@ -7,7 +7,7 @@
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/eqz.h"
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "format/safetensors_writer.h"
 #include "model/causal_lm.h"
 #include "model/linear.h"
@@ -368,16 +368,16 @@ class TestCalibration : public QObject {
       t.add(x.data(), tokens, &pool);
       return t.xtx;
     }());
-    const model::KernelIsa before = model::kernelIsa();
-    for (auto isa : {model::KernelIsa::Generic, model::KernelIsa::Avx2, model::KernelIsa::Avx512Bw, model::KernelIsa::Avx512}) {
-      if (!model::setKernelIsa(isa)) continue;
+    const KernelIsa before = kernelIsa();
+    for (auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512}) {
+      if (!setKernelIsa(isa)) continue;
       InputGram g2(n), s2(n);
       g2.add(x.data(), tokens / 2, &pool);
       g2.add(x.data() + (tokens / 2) * n, tokens - tokens / 2);
       s2.addShift(x0.data(), x.data(), tokens, &pool);
-      QVERIFY2(g2.xtx == g.xtx && s2.shift == s.shift, model::kernelIsaName(isa).data());
+      QVERIFY2(g2.xtx == g.xtx && s2.shift == s.shift, kernelIsaName(isa).data());
     }
-    model::setKernelIsa(before);
+    setKernelIsa(before);
   }
 
   void factorErrors() {

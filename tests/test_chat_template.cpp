@@ -5,7 +5,7 @@
 // model folder, the tokenizer_config.json forms and an .eqz file.
 #include "format/archive.h"
 #include "format/eqz.h"
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "pipeline/compress.h"
 #include "test_util.h"
 #include "text/chat_template.h"

@@ -1,6 +1,6 @@
 // The corpus of corrupt inputs in tests/data/corrupt (made by tools/fixtures/make_corrupt.py): each must fail to
 // open with its exact error code and message (or a message that starts so, where the rest depends on the machine). CI also runs this under AddressSanitizer + UBSan.
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "test_util.h"
 
 using namespace eq;

@@ -1,7 +1,7 @@
 // Opening models: the tiny HF fixtures of every architecture (golden names, shapes, dtypes and parameter counts
 // from transformers), sharded folders, single files, archives of every supported kind, cancel, and config.json
 // variants (old rope_scaling and transformers-5 rope_parameters, eos lists, text_config, defaults).
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "test_util.h"
 
 #include <archive.h>

@@ -1,6 +1,9 @@
-// One process-wide pool of worker threads for data-parallel loops (rows of a tensor, segments of a stream).
-// parallelFor() runs on the workers and the calling thread and returns when every index is done; the first
-// exception thrown by the body is rethrown in the caller. A parallelFor issued from inside a worker runs inline.
+// A pool of worker threads for data-parallel loops (rows of a tensor, segments of a stream). Each job owns one
+// (compress, verify, a loaded model: `--threads` sizes it), so two jobs at once (the GUI's analysis beside a chat)
+// do not queue behind each other. parallelFor() runs on the workers and the calling thread and returns when every
+// index is done; the first exception thrown by the body is rethrown in the caller. A parallelFor issued from inside
+// a worker of any pool runs inline on that thread. One batch at a time: a second thread's parallelFor waits for the
+// first to finish.
 #pragma once
 
 #include <atomic>

@@ -196,4 +196,10 @@ EqzFile EqzFile::open(const std::filesystem::path& path) {
   return f;
 }
 
+std::optional<ModelConfig> eqzModelConfig(const EqzFile& file) {
+  const auto it = file.index().find("config");
+  if (it == file.index().end() || !it->is_object()) return std::nullopt;
+  return parseModelConfig(*it, file.path().string() + " (embedded config.json)");
+}
+
 }  // namespace eq

@@ -7,6 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/mapped_file.h"
 #include "format/dtype.h"
+#include "format/model_config.h"
 
 #include <nlohmann/json.hpp>
 
@@ -84,5 +85,8 @@ class EqzFile {
 };
 
 bool isEqzPath(const std::filesystem::path& path);
+
+// The model config stored in the file's index, if any. Throws Error(BadConfig / InvalidJson) naming the file.
+std::optional<ModelConfig> eqzModelConfig(const EqzFile& file);
 
 }  // namespace eq

@@ -1,6 +1,7 @@
 // A decoder-only language model on the CPU: feed token ids (a whole prompt in one batched prefill, or one at a
-// time), get next-token logits. The KV cache holds up to `contextLength` positions. One implementation file per
-// architecture family (llama_family.cpp: Llama 2/3, Mistral, Qwen2/2.5, Qwen3).
+// time), get next-token logits. The KV cache holds up to `contextLength` positions. The families the engine runs
+// are listed in the architecture table (model/arch.h): Llama 2/3, Mistral, Qwen2/2.5, Qwen3, Phi-3, Mixtral, Gemma
+// and Gemma 2, all in llama_family.cpp (one class with per-family switches).
 #pragma once
 
 #include "model/weight_source.h"

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "common/aligned.h"
+#include "common/cpu_isa.h"
 #include "quant/code_format.h"
 
 #include <cstdint>
@@ -49,16 +50,5 @@ struct Linear {
 void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64_t n, std::span<float* const> ys,
                    ThreadPool& pool);
 
-// The instruction set of Linear::forward's kernels, process-wide. Chosen at first use: the best the CPU supports,
-// or the one named by the environment variable ENTQUANT_ISA (generic, avx2, avx512bw or avx512) when the CPU has it.
-// Avx512: AVX512F/BW/VL/VBMI (Ice Lake, Sapphire Rapids, Zen 4 and later); Avx512Bw: the same kernels with an FP8
-// decoder that needs no VBMI (Skylake-SP, Cascade Lake, Cooper Lake).
-enum class KernelIsa : int { Generic, Avx2, Avx512, Avx512Bw };
-KernelIsa kernelIsa();
-bool kernelIsaSupported(KernelIsa isa);
-// Switches the kernels (tests and benchmarks compare them); false, and no change, where the CPU lacks `isa`.
-// Not while a forward pass runs.
-bool setKernelIsa(KernelIsa isa);
-std::string_view kernelIsaName(KernelIsa isa);
 
 }  // namespace eq::model

@@ -9,9 +9,7 @@
 
 namespace eq {
 class ThreadPool;
-}
-namespace eq::model {
-enum class KernelIsa : int;  // linear.h
+enum class KernelIsa : int;  // common/cpu_isa.h
 }
 
 namespace eq::model::kernels {

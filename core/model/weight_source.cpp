@@ -5,7 +5,7 @@
 #include "common/thread_pool.h"
 #include "common/units.h"
 #include "codec/rans.h"
-#include "pipeline/eqz_tools.h"
+#include "quant/eqz_decode.h"
 
 #include <cstring>
 #include <map>

@@ -5,7 +5,7 @@
 // enters: the statistics come from the model alone.
 #pragma once
 
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "model/causal_lm.h"
 #include "quant/error_feedback.h"
 #include "text/tokenizer.h"

@@ -3,7 +3,7 @@
 // and appended to the container; others are copied as they are. Progress and cancellation via callbacks.
 #pragma once
 
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "pipeline/calibrate.h"
 #include "quant/tensor_quantizer.h"
 

@@ -1,9 +1,8 @@
-// Reading .eqz files back: verify (every checksum and a full decode), decode single tensors, and decompress to
+// Reading .eqz files back: verify (every checksum and a full decode) and decompress to
 // a HuggingFace folder (compressed tensors as bf16, others in their dtype, plus the embedded model files).
 #pragma once
 
 #include "format/eqz.h"
-#include "format/model_config.h"
 
 #include <nlohmann/json.hpp>
 
@@ -25,10 +24,6 @@ struct VerifyReport {
 // bad section, e.g. "m.eqz: section \"stream\" of tensor \"x\" fails its checksum".
 VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::function<bool()>& keepGoing = {});
 
-// The tensor as it is written by decompress: bf16 for compressed tensors (dequantized codes), the original bytes
-// otherwise. `dtype` receives the output dtype.
-std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& tensor, ThreadPool* pool, DType& dtype);
-
 struct DecompressReport {
   std::size_t tensors = 0, files = 0;
   std::uint64_t bytes = 0;
@@ -39,8 +34,5 @@ struct DecompressReport {
 // it and renamed into place, so a failure leaves nothing.
 DecompressReport decompressEqz(const EqzFile& file, const std::filesystem::path& dir, ThreadPool& pool,
                                const std::function<bool()>& keepGoing = {});
-
-// The model config stored in the file, if any.
-std::optional<ModelConfig> eqzModelConfig(const EqzFile& file);
 
 }  // namespace eq

@@ -1,6 +1,6 @@
 #include "pipeline/inspect.h"
 
-#include "pipeline/eqz_tools.h"
+#include "format/eqz.h"
 
 namespace eq {
 

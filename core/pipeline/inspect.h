@@ -2,7 +2,7 @@
 #pragma once
 
 #include "format/eqz.h"
-#include "format/model_source.h"
+#include "model/model_source.h"
 
 #include <nlohmann/json.hpp>
 

@@ -5,7 +5,7 @@
 #include "common/numerics.h"
 #include "format/eqz.h"
 #include "format/model_config.h"
-#include "format/model_source.h"
+#include "model/model_source.h"
 
 #include <algorithm>
 #include <chrono>

@@ -7,7 +7,7 @@
 // is the weight's sensitivity: the factor on its relative MSE in the bit allocation (compress.h).
 #pragma once
 
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "model/causal_lm.h"
 
 #include <cstdint>

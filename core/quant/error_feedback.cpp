@@ -3,7 +3,7 @@
 
 #include "common/error.h"
 #include "common/thread_pool.h"
-#include "model/linear.h"
+#include "common/cpu_isa.h"
 #include "quant/gram_tiles.h"
 
 #include <algorithm>
@@ -113,8 +113,8 @@ void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t
   const float* xa = ap.data();
   const float* xb = a != b ? bp.data() : ap.data();
 #ifdef EQ_X86_KERNELS
-  const model::KernelIsa isa = model::kernelIsa();
-  const bool wide = isa == model::KernelIsa::Avx512 || isa == model::KernelIsa::Avx512Bw;
+  const KernelIsa isa = kernelIsa();
+  const bool wide = isa == KernelIsa::Avx512 || isa == KernelIsa::Avx512Bw;
 #else
   constexpr bool wide = false;
 #endif

@@ -1,5 +1,5 @@
 // The Gram products' tiles with AVX-512 (error_feedback.cpp; this file alone is built with -mavx512f and entered
-// only when model::kernelIsa() is one of the AVX-512 sets, after their run-time CPU check). Each output element is
+// only when kernelIsa() is one of the AVX-512 sets, after their run-time CPU check). Each output element is
 // the same chain of fused multiply-adds over the rows, in the same order, as the AVX2 tiles': the results are bit
 // for bit the same.
 #include "quant/gram_tiles.h"

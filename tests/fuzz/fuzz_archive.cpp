@@ -1,6 +1,6 @@
 // An arbitrary archive opened as a model: extracted into a private temporary folder (never outside it, no links or
 // devices) or refused with an Error naming the file.
-#include "format/model_source.h"
+#include "model/model_source.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

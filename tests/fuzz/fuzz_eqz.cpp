@@ -8,6 +8,7 @@
 #include "fuzz_util.h"
 #include "model/weight_source.h"
 #include "pipeline/eqz_tools.h"
+#include "quant/eqz_decode.h"
 #include "pipeline/inspect.h"
 #include "text/chat_template.h"
 

@@ -1,4 +1,4 @@
-#include "format/model_source.h"
+#include "model/model_source.h"
 
 #include "common/error.h"
 
