@@ -2,8 +2,8 @@
 // 32-bit states, 16-bit renormalization, 14-bit probabilities (frequency_table.h), one frequency table per tensor,
 // 32 interleaved states per segment (lane l codes symbols l, l+32, ... of its segment) sharing one word stream,
 // and independent segments of whole rows. So 8/16-lane SIMD or a 32-lane GPU warp decodes a segment in order, and
-// segments decode in parallel. Decoding never reads or writes out of bounds; every segment ends with a state check, so corrupt
-// streams are reported (Error Corrupt) instead of producing silent garbage.
+// segments decode in parallel. Decoding never reads or writes out of bounds; every segment ends with a state check,
+// so corrupt streams are reported (Error Corrupt) instead of producing silent garbage.
 #pragma once
 
 #include "codec/frequency_table.h"
