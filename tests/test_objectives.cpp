@@ -5,6 +5,7 @@
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/eqz.h"
+#include "model/arch.h"
 #include "model/model_source.h"
 #include "format/safetensors_writer.h"
 #include "pipeline/compress.h"

@@ -1,5 +1,7 @@
 // Tensor roles and compressibility (ENTQUANT.md section 5) across the naming schemes of Llama, Mistral, Qwen2/3,
-// Phi-3, Gemma, MoE models (Mixtral, Qwen-MoE, transformers-5 stacked experts), GPT-2/Falcon, and the generic rule.
+// Phi-3, Gemma, MoE models (Mixtral, Qwen-MoE, transformers-5 stacked experts), GPT-2/Falcon, and the generic rule;
+// the architecture table's block weights, calibration stages, depth rule and families (model/arch.h).
+#include "model/arch.h"
 #include "model/tensor_role.h"
 #include "test_util.h"
 
@@ -86,6 +88,57 @@ class TestTensorRole : public QObject {
     QVERIFY(naturalLess(a.toStdString(), b.toStdString()));
     QVERIFY(!naturalLess(b.toStdString(), a.toStdString()));
     QVERIFY(!naturalLess(a.toStdString(), a.toStdString()));
+  }
+
+  // What a block's weight computes, the stage error feedback sees it at, and whether the depth rule doubles it.
+  void blockWeights_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<QString>("weight");
+    QTest::addColumn<int>("stage");
+    QTest::addColumn<bool>("doubled");
+    auto row = [](const char* n, const char* w, int stage, bool doubled) {
+      QTest::newRow(n) << QString(n) << QString(w) << stage << doubled;
+    };
+    row("model.layers.0.self_attn.q_proj.weight", "q", 0, false);
+    row("model.layers.0.self_attn.k_proj.weight", "k", 0, false);
+    row("model.layers.0.self_attn.v_proj.weight", "v", 0, true);
+    row("model.layers.0.self_attn.o_proj.weight", "o", 1, false);
+    row("model.layers.0.self_attn.qkv_proj.weight", "qkv", 0, true);  // Phi-3: counted as v (arch.h)
+    row("model.layers.0.mlp.gate_proj.weight", "gate", 2, false);
+    row("model.layers.0.mlp.up_proj.weight", "up", 2, false);
+    row("model.layers.0.mlp.down_proj.weight", "down", 3, true);
+    row("model.layers.0.mlp.gate_up_proj.weight", "gate_up", 2, false);
+    row("model.layers.0.block_sparse_moe.gate.weight", "router", 2, false);
+    row("model.layers.0.block_sparse_moe.experts.3.w1.weight", "gate", 2, false);
+    row("model.layers.0.block_sparse_moe.experts.3.w3.weight", "up", 2, false);
+    row("model.layers.0.block_sparse_moe.experts.3.w2.weight", "down", 3, true);
+    row("transformer.h.0.attn.c_proj.weight", "o", 1, false);  // GPT-2: c_proj is o in the attention...
+    row("transformer.h.0.mlp.c_proj.weight", "down", 3, false);  // ...and down in the MLP (not doubled: unstudied)
+    row("layers.0.attention.wv.weight", "v", 0, false);  // Meta's spelling
+    row("model.blocks.3.mixer.in_proj.weight", "other", 0, false);
+    row("model.embed_tokens.weight", "other", 0, false);
+  }
+  void blockWeights() {
+    QFETCH(QString, name);
+    QFETCH(QString, weight);
+    QFETCH(int, stage);
+    QFETCH(bool, doubled);
+    const std::string n = name.toStdString();
+    QCOMPARE(QString::fromStdString(std::string(blockWeightName(blockWeightOf(n)))), weight);
+    QCOMPARE(calibrationStage(n), stage);
+    QCOMPARE(depthSensitivity(n, -1, 0), doubled ? 2.0 : 1.0);
+  }
+
+  void families() {
+    QCOMPARE(QString::fromStdString(supportedFamilies()),
+             QString("Llama, Mistral, Qwen2, Qwen3, Phi-3, Mixtral, Gemma, Gemma 2"));
+    QVERIFY(familyOf("gemma2") && familyOf("gemma2")->gemmaNorms);
+    QVERIFY(familyOf("llama") && !familyOf("llama")->gemmaNorms);
+    QVERIFY(!familyOf("gpt2"));
+    QCOMPARE(QString::fromStdString(blockTensorName(12, names::kDown)), QString("model.layers.12.mlp.down_proj"));
+    QCOMPARE(blockOfWeight("model.layers.12.mlp.up_proj.weight"), std::int64_t{12});
+    QCOMPARE(blockOfWeight("model.layers.x.mlp.up_proj.weight"), std::int64_t{-1});
+    QCOMPARE(blockOfWeight("model.norm.weight"), std::int64_t{-1});
   }
 };
 

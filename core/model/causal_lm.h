@@ -28,6 +28,10 @@ struct BlockProgress {
 
 struct LoadOptions {
   std::int64_t contextLength = 4096;  // KV cache positions (clamped to max_position_embeddings)
+  // Asked before each block is loaded; false: Error(Cancelled) "loading cancelled".
+  std::function<bool()> keepGoing;
+  // After each block: blocks loaded so far and in all (an .eqz file's blocks are rANS-decoded here).
+  std::function<void(std::int64_t done, std::int64_t total)> progress;
 };
 
 // Sees the input of the compressible linear layers on every forward pass, before the product (calibration,

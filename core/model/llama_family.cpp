@@ -5,7 +5,10 @@
 // Matches HF transformers in float32.
 #include "common/error.h"
 #include "common/thread_pool.h"
+#include "model/arch.h"
+#include "model/attention.h"
 #include "model/causal_lm.h"
+#include "model/kv_cache.h"
 #include "model/rope.h"
 
 #include <fmt/format.h>
@@ -15,69 +18,8 @@
 #include <initializer_list>
 #include <optional>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
-
 namespace eq::model {
 namespace {
-
-// q . k over one head: eight lanes in two accumulators (a fixed order: the same sums on every run and thread), the
-// rest scalar. A plain loop is one dependent add per element, which made attention most of a long prompt's time.
-inline float headDot(const float* a, const float* b, std::int64_t n) {
-  std::int64_t t = 0;
-  float d = 0;
-#ifdef __AVX2__
-  if (n >= 16) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    for (; t + 16 <= n; t += 16) {
-      s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t), _mm256_loadu_ps(b + t), s0);
-      s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + t + 8), _mm256_loadu_ps(b + t + 8), s1);
-    }
-    const __m256 s = _mm256_add_ps(s0, s1);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    d = _mm_cvtss_f32(h);
-  }
-#endif
-  for (; t < n; ++t) d += a[t] * b[t];
-  return d;
-}
-
-// out[0, n) = sum over j < count of w[j] * rows[j * stride + t], summed over j in order with one fused multiply-add
-// per term (out[t] = fma(w[j], row[t], out[t]), as the plain loop compiles on x86-64-v3), the sums kept in registers
-// across the rows: the plain loop's load and store of out per row made one head's attention output a chain of
-// store-to-load forwards, the largest cost of a long prompt's attention.
-#ifdef __AVX2__
-// weightedRows over the 8 * U columns from t0: U sums of eight lanes in registers.
-template <int U>
-inline void weightedColumns(const float* w, std::int64_t count, const float* rows, std::int64_t stride,
-                            std::int64_t t0, float* out) {
-  __m256 a[U];
-  for (auto& x : a) x = _mm256_setzero_ps();
-  const float* r = rows + t0;
-  for (std::int64_t j = 0; j < count; ++j, r += stride) {
-    const __m256 wj = _mm256_set1_ps(w[j]);
-    for (int u = 0; u < U; ++u) a[u] = _mm256_fmadd_ps(wj, _mm256_loadu_ps(r + 8 * u), a[u]);
-  }
-  for (int u = 0; u < U; ++u) _mm256_storeu_ps(out + t0 + 8 * u, a[u]);
-}
-#endif
-
-inline void weightedRows(const float* w, std::int64_t count, const float* rows, std::int64_t stride, std::int64_t n,
-                         float* out) {
-  std::int64_t t0 = 0;
-#ifdef __AVX2__
-  for (; t0 + 64 <= n; t0 += 64) weightedColumns<8>(w, count, rows, stride, t0, out);  // one FMA latency per row
-  for (; t0 + 32 <= n; t0 += 32) weightedColumns<4>(w, count, rows, stride, t0, out);
-#endif
-  for (std::int64_t t = t0; t < n; ++t) {
-    float a = 0;
-    for (std::int64_t j = 0; j < count; ++j) a = std::fma(w[j], rows[j * stride + t], a);
-    out[t] = a;
-  }
-}
 
 struct Expert {
   Linear gate, up, down;  // Mixtral's w1, w3, w2
@@ -102,28 +44,33 @@ void rmsNorm(const float* x, const float* w, std::int64_t n, double eps, float* 
 class LlamaFamily final : public CausalLM {
  public:
   LlamaFamily(const WeightSource& ws, ThreadPool& pool, const LoadOptions& o)
-      : cfg_(ws.config()), pool_(pool), rope_(cfg_.rope, cfg_.headDim, cfg_.maxPositions, ws.label()) {
-    gemma_ = cfg_.modelType == "gemma" || cfg_.modelType == "gemma2";
+      : cfg_(ws.config()), pool_(pool), rope_(cfg_.rope, cfg_.headDim, cfg_.maxPositions, ws.label()),
+        ctx_(cfg_.maxPositions > 0 ? std::min(o.contextLength, cfg_.maxPositions) : o.contextLength),
+        cache_(cfg_.numLayers, ctx_, cfg_.numKvHeads * cfg_.headDim) {
+    const FamilyInfo* family = familyOf(cfg_.modelType);
+    gemma_ = family && family->gemmaNorms;
     gelu_ = cfg_.hiddenAct.starts_with("gelu");
     attnScale_ = 1.0f / std::sqrt(static_cast<float>(cfg_.queryPreAttnScalar > 0 ? cfg_.queryPreAttnScalar
                                                                                  : static_cast<double>(cfg_.headDim)));
-    ctx_ = cfg_.maxPositions > 0 ? std::min(o.contextLength, cfg_.maxPositions) : o.contextLength;
-    embed_ = ws.linear("model.embed_tokens.weight");
+    const std::string embedName(names::kEmbedTokens), normName(names::kFinalNorm), headName(names::kLmHead);
+    embed_ = ws.linear(embedName);
     if (embed_.rows != cfg_.vocabSize || embed_.cols != cfg_.hiddenSize)
-      fail(Errc::ShapeMismatch, "{}: model.embed_tokens.weight is [{}, {}], config says [{}, {}]", ws.label(),
-           embed_.rows, embed_.cols, cfg_.vocabSize, cfg_.hiddenSize);
-    finalNorm_ = norm(ws, "model.norm.weight");
-    expectSize(ws, finalNorm_, cfg_.hiddenSize, "model.norm.weight");
-    if (ws.has("lm_head.weight")) {
-      lmHead_ = ws.linear("lm_head.weight");
-      expectShape(ws, lmHead_, cfg_.vocabSize, cfg_.hiddenSize, "lm_head.weight");
+      fail(Errc::ShapeMismatch, "{}: {} is [{}, {}], config says [{}, {}]", ws.label(), embedName, embed_.rows,
+           embed_.cols, cfg_.vocabSize, cfg_.hiddenSize);
+    finalNorm_ = norm(ws, normName);
+    expectSize(ws, finalNorm_, cfg_.hiddenSize, normName);
+    if (ws.has(headName)) {
+      lmHead_ = ws.linear(headName);
+      expectShape(ws, lmHead_, cfg_.vocabSize, cfg_.hiddenSize, headName);
     } else if (!cfg_.tieWordEmbeddings) {
-      fail(Errc::MissingTensor, "{}: no lm_head.weight and the embeddings are not tied", ws.label());
+      fail(Errc::MissingTensor, "{}: no {} and the embeddings are not tied", ws.label(), headName);
     }
-    for (std::int64_t l = 0; l < cfg_.numLayers; ++l) blocks_.push_back(loadBlock(ws, l));
-    const std::int64_t kv = cfg_.numKvHeads * cfg_.headDim;
-    kCache_.assign(static_cast<std::size_t>(cfg_.numLayers * ctx_ * kv), 0.0f);
-    vCache_.assign(kCache_.size(), 0.0f);
+    for (std::int64_t l = 0; l < cfg_.numLayers; ++l) {
+      if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "loading cancelled");
+      blocks_.push_back(loadBlock(ws, l));
+      if (o.progress) o.progress(l + 1, cfg_.numLayers);
+    }
+    cache_.allocate();
   }
 
   std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing) override {
@@ -140,23 +87,17 @@ class LlamaFamily final : public CausalLM {
     return logits;
   }
 
-  std::uint64_t batchCacheBytes(std::int64_t sequences) const override {
-    return 8ull * static_cast<std::uint64_t>(sequences) * static_cast<std::uint64_t>(cfg_.numLayers) *
-           static_cast<std::uint64_t>(ctx_) * static_cast<std::uint64_t>(cfg_.numKvHeads * cfg_.headDim);
-  }
+  std::uint64_t batchCacheBytes(std::int64_t sequences) const override { return cache_.batchBytes(sequences); }
 
   void beginBatch(std::int64_t sequences) override {
-    if (sequences < 1) fail(Errc::InvalidArgument, "a batch needs at least one sequence, got {}", sequences);
-    batch_ = sequences;
-    const std::size_t floats = static_cast<std::size_t>(batchCacheBytes(sequences) / 8);
-    kBatch_.assign(floats, 0.0f);
-    vBatch_.assign(floats, 0.0f);
+    cache_.beginBatch(sequences);
     pos_ = 0;
   }
 
   std::vector<float> forwardBatch(std::span<const std::int32_t> ids) override {
     const std::int64_t n = static_cast<std::int64_t>(ids.size());
-    if (n != batch_) fail(Errc::InvalidArgument, "a batch of {} sequences was begun, {} tokens were given", batch_, n);
+    if (n != cache_.batch())
+      fail(Errc::InvalidArgument, "a batch of {} sequences was begun, {} tokens were given", cache_.batch(), n);
     if (pos_ + 1 > ctx_) fail(Errc::InvalidArgument, "context full: {} tokens in each sequence's cache", pos_);
     std::vector<float> x = embed(ids);
     struct Batched {
@@ -238,11 +179,7 @@ class LlamaFamily final : public CausalLM {
   void setInputObserver(InputObserver observer) override { observer_ = std::move(observer); }
   void reset() override {
     pos_ = 0;
-    if (batch_) {  // a batch's caches go
-      std::vector<float>().swap(kBatch_);
-      std::vector<float>().swap(vBatch_);
-      batch_ = 0;
-    }
+    if (cache_.batch()) cache_.endBatch();  // a batch's caches go
   }
   void truncate(std::int64_t n) override { pos_ = std::clamp<std::int64_t>(n, 0, pos_); }
   std::int64_t position() const override { return pos_; }
@@ -284,71 +221,74 @@ class LlamaFamily final : public CausalLM {
   }
 
   Block loadBlock(const WeightSource& ws, std::int64_t l) {
-    const std::string p = fmt::format("model.layers.{}.", l);
+    namespace n = names;
+    auto name = [&](std::string_view within) { return blockTensorName(l, within); };
+    auto weight = [&](std::string_view module) { return name(module) + ".weight"; };
     Block b;
-    b.inputNorm = norm(ws, p + "input_layernorm.weight");
-    b.postNorm = norm(ws, p + "post_attention_layernorm.weight");
-    if (ws.has(p + "pre_feedforward_layernorm.weight")) {
-      b.preFfnNorm = norm(ws, p + "pre_feedforward_layernorm.weight");
-      b.postFfnNorm = norm(ws, p + "post_feedforward_layernorm.weight");
+    b.inputNorm = norm(ws, name(n::kInputNorm));
+    b.postNorm = norm(ws, name(n::kPostAttentionNorm));
+    if (ws.has(name(n::kPreFeedforwardNorm))) {
+      b.preFfnNorm = norm(ws, name(n::kPreFeedforwardNorm));
+      b.postFfnNorm = norm(ws, name(n::kPostFeedforwardNorm));
     }
     const bool sliding = cfg_.layerTypes.empty() ? cfg_.slidingWindow.has_value()
                                                  : cfg_.layerTypes[static_cast<std::size_t>(l)] == "sliding_attention";
     if (sliding && cfg_.slidingWindow) b.window = cfg_.slidingWindow;
-    auto lin = [&](const std::string& name) {
-      Linear w = ws.linear(p + name + ".weight");
-      w.source = p + name + ".weight";
-      if (ws.has(p + name + ".bias")) w.bias = ws.floats(p + name + ".bias");
+    auto lin = [&](std::string_view module) {
+      Linear w = ws.linear(weight(module));
+      w.source = weight(module);
+      if (ws.has(name(module) + ".bias")) w.bias = ws.floats(name(module) + ".bias");
       return w;
     };
     const std::int64_t qd0 = cfg_.numHeads * cfg_.headDim, kvd0 = cfg_.numKvHeads * cfg_.headDim;
-    if (ws.has(p + "self_attn.qkv_proj.weight")) {  // Phi-3: rows are q, then k, then v
-      const Linear qkv = lin("self_attn.qkv_proj");
+    if (ws.has(weight(n::kQkv))) {  // Phi-3: rows are q, then k, then v
+      const Linear qkv = lin(n::kQkv);
       expectShape(ws, qkv, qd0 + 2 * kvd0, cfg_.hiddenSize);
       b.q = qkv.sliceRows(0, qd0);
       b.k = qkv.sliceRows(qd0, qd0 + kvd0);
       b.v = qkv.sliceRows(qd0 + kvd0, qd0 + 2 * kvd0);
     } else {
-      b.q = lin("self_attn.q_proj");
-      b.k = lin("self_attn.k_proj");
-      b.v = lin("self_attn.v_proj");
+      b.q = lin(n::kQ);
+      b.k = lin(n::kK);
+      b.v = lin(n::kV);
     }
-    b.o = lin("self_attn.o_proj");
-    if (ws.has(p + "block_sparse_moe.gate.weight")) {  // Mixtral
-      b.router = lin("block_sparse_moe.gate");
+    b.o = lin(n::kO);
+    if (ws.has(weight(n::kRouter))) {  // Mixtral
+      b.router = lin(n::kRouter);
       if (b.router.rows < 1) fail(Errc::ShapeMismatch, "{}: {} has no rows (no experts)", ws.label(), b.router.source);
       for (std::int64_t e = 0; e < b.router.rows; ++e) {
-        const std::string x = fmt::format("block_sparse_moe.experts.{}.", e);
-        b.experts.push_back({lin(x + "w1"), lin(x + "w3"), lin(x + "w2")});
+        const std::string x = fmt::format("{}{}.", n::kExpertPrefix, e);
+        b.experts.push_back({lin(x + std::string(n::kExpertGate)), lin(x + std::string(n::kExpertUp)),
+                             lin(x + std::string(n::kExpertDown))});
       }
-    } else if (ws.has(p + "mlp.gate_up_proj.weight")) {  // Phi-3: gate rows, then up rows
-      const Linear gu = lin("mlp.gate_up_proj");
+    } else if (ws.has(weight(n::kGateUp))) {  // Phi-3: gate rows, then up rows
+      const Linear gu = lin(n::kGateUp);
       b.gate = gu.sliceRows(0, gu.rows / 2);
       b.up = gu.sliceRows(gu.rows / 2, gu.rows);
-      b.down = lin("mlp.down_proj");
+      b.down = lin(n::kDown);
     } else {
-      b.gate = lin("mlp.gate_proj");
-      b.up = lin("mlp.up_proj");
-      b.down = lin("mlp.down_proj");
+      b.gate = lin(n::kGate);
+      b.up = lin(n::kUp);
+      b.down = lin(n::kDown);
     }
     if (cfg_.qkNorm) {
-      b.qNorm = norm(ws, p + "self_attn.q_norm.weight");
-      b.kNorm = norm(ws, p + "self_attn.k_norm.weight");
+      b.qNorm = norm(ws, name(n::kQNorm));
+      b.kNorm = norm(ws, name(n::kKNorm));
     }
     const std::int64_t qd = cfg_.numHeads * cfg_.headDim, kvd = cfg_.numKvHeads * cfg_.headDim, h = cfg_.hiddenSize;
     expectShape(ws, b.q, qd, h);
     expectShape(ws, b.k, kvd, h);
     expectShape(ws, b.v, kvd, h);
     expectShape(ws, b.o, h, qd);
-    expectSize(ws, b.inputNorm, h, p + "input_layernorm.weight");
-    expectSize(ws, b.postNorm, h, p + "post_attention_layernorm.weight");
+    expectSize(ws, b.inputNorm, h, name(n::kInputNorm));
+    expectSize(ws, b.postNorm, h, name(n::kPostAttentionNorm));
     if (!b.preFfnNorm.empty() || !b.postFfnNorm.empty()) {
-      expectSize(ws, b.preFfnNorm, h, p + "pre_feedforward_layernorm.weight");
-      expectSize(ws, b.postFfnNorm, h, p + "post_feedforward_layernorm.weight");
+      expectSize(ws, b.preFfnNorm, h, name(n::kPreFeedforwardNorm));
+      expectSize(ws, b.postFfnNorm, h, name(n::kPostFeedforwardNorm));
     }
     if (cfg_.qkNorm) {
-      expectSize(ws, b.qNorm, cfg_.headDim, p + "self_attn.q_norm.weight");
-      expectSize(ws, b.kNorm, cfg_.headDim, p + "self_attn.k_norm.weight");
+      expectSize(ws, b.qNorm, cfg_.headDim, name(n::kQNorm));
+      expectSize(ws, b.kNorm, cfg_.headDim, name(n::kKNorm));
     }
     if (!b.experts.empty()) {
       expectShape(ws, b.router, b.router.rows, h);  // one row per expert
@@ -434,17 +374,12 @@ class LlamaFamily final : public CausalLM {
     forwardShared(qkv, xn, n, qkvOut, pool_);
     // Token i's cache and position: one sequence's tokens at pos_, pos_ + 1, ...; in a batch (forwardBatch),
     // sequence i's own cache at pos_.
-    const std::int64_t cacheStride = cfg_.numLayers * ctx_ * kvd;
-    auto cacheOf = [&](std::vector<float>& single, std::vector<float>& batched, std::int64_t i) {
-      return (inBatch_ ? batched.data() + i * cacheStride : single.data()) + layer * ctx_ * kvd;
-    };
-    auto keys = [&](std::int64_t i) { return cacheOf(kCache_, kBatch_, i); };
-    auto values = [&](std::int64_t i) { return cacheOf(vCache_, vBatch_, i); };
-    auto position = [&](std::int64_t i) { return inBatch_ ? pos_ : pos_ + i; };
+    std::vector<std::int64_t> positions(static_cast<std::size_t>(n));
+    std::vector<const float*> keys(static_cast<std::size_t>(n)), values(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t p = position(i);
-      float* kc = keys(i);
-      float* vc = values(i);
+      const std::int64_t p = inBatch_ ? pos_ : pos_ + i;
+      float* kc = cache_.keys(layer, inBatch_, i);
+      float* vc = cache_.values(layer, inBatch_, i);
       for (std::int64_t hh = 0; hh < nh; ++hh) {
         float* qh = q.data() + i * qd + hh * hd;
         if (cfg_.qkNorm) rmsNorm(qh, b.qNorm.data(), hd, cfg_.normEps, qh);
@@ -457,35 +392,13 @@ class LlamaFamily final : public CausalLM {
       }
       std::copy_n(k.data() + i * kvd, kvd, kc + p * kvd);
       std::copy_n(v.data() + i * kvd, kvd, vc + p * kvd);
+      positions[static_cast<std::size_t>(i)] = p;
+      keys[static_cast<std::size_t>(i)] = kc;
+      values[static_cast<std::size_t>(i)] = vc;
     }
-    // Causal attention (sliding window when configured), grouped KV heads; heads x positions in parallel.
     std::vector<float> attn(static_cast<std::size_t>(n * qd));
-    const float scale = attnScale_, softcap = static_cast<float>(cfg_.attnLogitSoftcap);
-    const std::int64_t group = nh / nkv;
-    pool_.parallelFor(static_cast<std::size_t>(n * nh), [&](std::size_t task) {
-      const std::int64_t i = static_cast<std::int64_t>(task) / nh, hh = static_cast<std::int64_t>(task) % nh;
-      const std::int64_t p = position(i), kvh = hh / group;
-      const float* kc = keys(i);
-      const float* vc = values(i);
-      const std::int64_t first = b.window ? std::max<std::int64_t>(0, p - *b.window + 1) : 0;
-      const float* qh = q.data() + i * qd + hh * hd;
-      const std::int64_t count = p - first + 1;
-      thread_local std::vector<float> scores;
-      if (scores.size() < static_cast<std::size_t>(count)) scores.resize(static_cast<std::size_t>(count));
-      float* s = scores.data();
-      float mx = -INFINITY;
-      for (std::int64_t j = first; j <= p; ++j) {
-        const float* kh = kc + j * kvd + kvh * hd;
-        float sc = headDot(qh, kh, hd) * scale;
-        if (softcap > 0) sc = std::tanh(sc / softcap) * softcap;
-        s[j - first] = sc;
-        mx = std::max(mx, sc);
-      }
-      float sum = 0;
-      for (std::int64_t j = 0; j < count; ++j) sum += (s[j] = std::exp(s[j] - mx));
-      for (std::int64_t j = 0; j < count; ++j) s[j] /= sum;
-      weightedRows(s, count, vc + first * kvd + kvh * hd, kvd, hd, attn.data() + i * qd + hh * hd);
-    });
+    const AttentionShape shape{nh, nkv, hd, attnScale_, static_cast<float>(cfg_.attnLogitSoftcap), b.window};
+    causalAttention(shape, q.data(), n, positions.data(), keys.data(), values.data(), attn.data(), pool_);
     return attn;
   }
 
@@ -559,24 +472,20 @@ class LlamaFamily final : public CausalLM {
   float attnScale_ = 1.0f;
   Rope rope_;
   std::int64_t ctx_ = 0, pos_ = 0;
+  KvCache cache_;
   Linear embed_, lmHead_;
   std::vector<float> finalNorm_;
   std::vector<Block> blocks_;
-  std::vector<float> kCache_, vCache_;
-  std::vector<float> kBatch_, vBatch_;  // beginBatch: [sequence][layer][position][kv width]
-  std::int64_t batch_ = 0;
-  bool inBatch_ = false;                // runBlock is serving forwardBatch
+  bool inBatch_ = false;  // runBlock is serving forwardBatch
   InputObserver observer_;
 };
 
 }  // namespace
 
 std::unique_ptr<CausalLM> loadCausalLM(const WeightSource& ws, ThreadPool& pool, const LoadOptions& options) {
-  const std::string& type = ws.config().modelType;
-  for (const char* t : {"llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral", "gemma", "gemma2"})
-    if (type == t) return std::make_unique<LlamaFamily>(ws, pool, options);
-  fail(Errc::Unsupported, "{}: unsupported architecture {} (supported: Llama, Mistral, Qwen2, Qwen3, Phi-3, Mixtral, "
-       "Gemma, Gemma 2)", ws.label(), ws.config().architecture());
+  if (familyOf(ws.config().modelType)) return std::make_unique<LlamaFamily>(ws, pool, options);
+  fail(Errc::Unsupported, "{}: unsupported architecture {} (supported: {})", ws.label(), ws.config().architecture(),
+       supportedFamilies());
 }
 
 }  // namespace eq::model

@@ -1,46 +1,23 @@
 #include "model/tensor_role.h"
 
+#include "model/arch.h"
+
 #include <algorithm>
-#include <array>
 #include <charconv>
+#include <span>
 
 namespace eq {
 namespace {
-
-std::vector<std::string_view> splitDots(std::string_view s) {
-  std::vector<std::string_view> parts;
-  std::size_t start = 0;
-  for (;;) {
-    const auto dot = s.find('.', start);
-    parts.push_back(s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return parts;
-}
 
 bool isNumber(std::string_view s) {
   return !s.empty() && s.size() < 9 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-template <std::size_t N>
-bool oneOf(std::string_view s, const std::array<std::string_view, N>& set) {
+bool oneOf(std::string_view s, std::span<const std::string_view> set) {
   return std::find(set.begin(), set.end(), s) != set.end();
 }
 
 bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
-
-constexpr std::array<std::string_view, 5> kBlockContainers{"layers", "h", "blocks", "block", "layer"};
-constexpr std::array<std::string_view, 7> kAttention{"self_attn", "attn", "attention", "self_attention",
-                                                     "cross_attn", "mixer", "attn_layer"};
-constexpr std::array<std::string_view, 5> kMlp{"mlp", "feed_forward", "ffn", "block_sparse_moe", "moe"};
-constexpr std::array<std::string_view, 5> kQkv{"qkv_proj", "query_key_value", "c_attn", "Wqkv", "qkv"};
-constexpr std::array<std::string_view, 14> kAttnLinear{"q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "query",
-                                                       "key", "value", "dense", "c_proj", "wq", "wk", "wv", "wo"};
-constexpr std::array<std::string_view, 12> kMlpLinear{"gate_proj", "up_proj", "down_proj", "fc1", "fc2", "w1", "w2",
-                                                      "w3", "c_fc", "dense_h_to_4h", "dense_4h_to_h", "c_proj"};
-constexpr std::array<std::string_view, 8> kEmbedding{"embed_tokens", "wte", "wpe", "word_embeddings", "embed_in",
-                                                     "tok_embeddings", "embed_positions", "position_embeddings"};
 
 bool isNormName(std::string_view module) {
   return contains(module, "norm") || module.starts_with("ln") || contains(module, "layernorm");
@@ -67,7 +44,8 @@ std::string_view roleName(TensorRole role) {
 }
 
 TensorClass classifyTensor(std::string_view name, const std::vector<std::int64_t>& shape, DType dtype) {
-  const auto parts = splitDots(name);
+  const NamingScheme& n = namingScheme();
+  const auto parts = tensorNameParts(name);
   const std::string_view last = parts.back();
   const std::string_view module = parts.size() >= 2 ? parts[parts.size() - 2] : std::string_view{};
   const std::size_t ndim = shape.size();
@@ -75,13 +53,13 @@ TensorClass classifyTensor(std::string_view name, const std::vector<std::int64_t
   TensorClass c;
   std::size_t blockAt = parts.size();
   for (std::size_t i = 0; i + 1 < parts.size(); ++i)
-    if (oneOf(parts[i], kBlockContainers) && isNumber(parts[i + 1])) {
+    if (oneOf(parts[i], n.blockContainers) && isNumber(parts[i + 1])) {
       std::from_chars(parts[i + 1].data(), parts[i + 1].data() + parts[i + 1].size(), c.layer);
       blockAt = i + 2;
       break;
     }
   const bool inBlock = blockAt < parts.size();
-  auto inside = [&](const auto& set) {
+  auto inside = [&](std::span<const std::string_view> set) {
     for (std::size_t i = inBlock ? blockAt : 0; i + 1 < parts.size(); ++i)
       if (oneOf(parts[i], set)) return true;
     return false;
@@ -96,7 +74,7 @@ TensorClass classifyTensor(std::string_view name, const std::vector<std::int64_t
     c.role = TensorRole::Other;      // quantization scales, buffers, ...
   } else if (isNormName(module)) {
     c.role = TensorRole::Norm;
-  } else if (!inBlock && (oneOf(module, kEmbedding) || contains(module, "embed"))) {
+  } else if (!inBlock && (oneOf(module, n.embeddingModules) || contains(module, "embed"))) {
     c.role = (module == "embed_out") ? TensorRole::LmHead : TensorRole::Embedding;
   } else if (!inBlock && (module == "lm_head" || name == "output.weight")) {
     c.role = TensorRole::LmHead;
@@ -104,17 +82,17 @@ TensorClass classifyTensor(std::string_view name, const std::vector<std::int64_t
     c.role = TensorRole::Other;
   } else if (ndim < 2) {
     c.role = TensorRole::Other;
-  } else if (((module == "gate" || module == "router") && inside(kMlp)) || module == "shared_expert_gate") {
+  } else if (((module == "gate" || module == "router") && inside(n.mlpContainers)) || module == "shared_expert_gate") {
     c.role = TensorRole::MoeRouter;
-  } else if (oneOf(module, kQkv)) {
+  } else if (oneOf(module, n.qkvModules)) {
     c.role = TensorRole::AttentionQkv;
   } else if (module == "gate_up_proj") {
     c.role = TensorRole::MlpGateUp;
-  } else if (inside(kAttention) && oneOf(module, kAttnLinear)) {
+  } else if (inside(n.attentionContainers) && oneOf(module, n.attentionModules)) {
     c.role = TensorRole::AttentionLinear;
-  } else if (inside(kMlp) || oneOf(module, kMlpLinear)) {
+  } else if (inside(n.mlpContainers) || oneOf(module, n.mlpModules)) {
     c.role = TensorRole::MlpLinear;
-  } else if (oneOf(module, kAttnLinear)) {
+  } else if (oneOf(module, n.attentionModules)) {
     c.role = TensorRole::AttentionLinear;
   } else {
     c.role = TensorRole::Linear;

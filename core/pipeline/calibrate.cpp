@@ -4,6 +4,7 @@
 #include "common/thread_pool.h"
 #include "common/units.h"
 #include "format/model_config.h"
+#include "model/arch.h"
 #include "model/causal_lm.h"
 #include "model/weight_source.h"
 #include "text/sampling.h"
@@ -108,23 +109,6 @@ std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_vie
                  CalibrationOptions::Inputs::Compressed, CalibrationOptions::Inputs::Shift})
     if (calibrationInputsName(i) == name) return i;
   return std::nullopt;
-}
-
-std::int64_t blockOfWeight(const std::string& name) {
-  constexpr std::string_view prefix = "model.layers.";
-  if (!name.starts_with(prefix)) return -1;
-  std::int64_t l = 0;
-  std::size_t i = prefix.size();
-  if (i >= name.size() || name[i] < '0' || name[i] > '9') return -1;
-  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i) l = l * 10 + (name[i] - '0');
-  return i < name.size() && name[i] == '.' ? l : -1;
-}
-
-int calibrationStage(const std::string& weight) {
-  if (weight.find(".o_proj.") != std::string::npos) return 1;
-  if (weight.find(".down_proj.") != std::string::npos || weight.ends_with(".w2.weight")) return 3;
-  if (weight.find(".mlp.") != std::string::npos || weight.find(".block_sparse_moe.") != std::string::npos) return 2;
-  return 0;
 }
 
 SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, const CalibrationOptions& options)

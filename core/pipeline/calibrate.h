@@ -152,14 +152,6 @@ std::vector<std::vector<std::int32_t>> calibrationTextsOf(std::string_view text,
                                                           std::optional<std::int32_t> bos, const std::string& label,
                                                           std::size_t wholeBytes = 4u << 20);
 
-// The order in which error feedback sees a block's weights: 0 q/k/v (the block's input), 1 o, 2 gate/up (the MLP's
-// input; MoE router and experts' w1/w3), 3 down (w2). Compressing a block's weights in this order lets each see
-// the compressed versions of the ones that feed it.
-int calibrationStage(const std::string& weight);
-
-// The block of a weight: "model.layers.12.mlp.up_proj.weight" -> 12; -1 outside the blocks.
-std::int64_t blockOfWeight(const std::string& name);
-
 std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs);  // auto, original, compressed, shift
 std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_view name);
 

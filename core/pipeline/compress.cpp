@@ -8,6 +8,7 @@
 #include "common/thread_pool.h"
 #include "format/eqz.h"
 #include "format/safetensors.h"
+#include "model/arch.h"
 #include "pipeline/sensitivity.h"
 #include "quant/baseline.h"
 #include "quant/error_feedback.h"
@@ -274,14 +275,6 @@ std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& sou
 }
 
 }  // namespace
-
-double depthSensitivity(const std::string& name, int layer, int layers) {
-  double depth = 1;
-  if (layer >= 0 && layers > 0) depth += std::exp2(-layer) + std::exp2(-(layers - 1 - layer));
-  const bool outputSide = name.find("v_proj") != std::string::npos || name.find("down_proj") != std::string::npos ||
-                          name.find(".w2.") != std::string::npos;
-  return depth * (outputSide ? 2.0 : 1.0);
-}
 
 LayerRule LayerRule::parse(const std::string& text) {
   const auto eq = text.rfind('=');

@@ -50,7 +50,7 @@ struct CompressOptions {
   // With a bits target: "uniform" gives every tensor the target; "global" spends the same total bits but moves
   // them between tensors to minimize the weight-count-weighted sum of relative MSE (equal slopes of each tensor's
   // rate-distortion curve, measured on sampled rows in a first pass); "depth" does the same with each tensor's
-  // relative MSE also weighted by a data-free sensitivity (depthSensitivity), the default. Tensors matched by
+  // relative MSE also weighted by a data-free sensitivity (model/arch.h depthSensitivity), the default. Tensors matched by
   // --layer-bits are fixed. "measured": the same with each tensor's sensitivity measured on the model's own text
   // (pipeline/sensitivity.h: the KL divergence the tensor quantized alone at the target causes, per unit of its
   // relative MSE); runs the model, like --calibration self, whose first texts it shares. A lambda target (no bits
@@ -104,12 +104,6 @@ struct CompressSummary {
   double sensitivitySeconds = 0;       // --allocation measured: the probes' model runs
   std::uint64_t sensitivityTokens = 0;
 };
-
-// The sensitivity weight of `--allocation depth` for a tensor of block `layer` (of `layers`; -1 outside blocks):
-//   (1 + 2^-layer + 2^-(layers - 1 - layer)) x (2 for v_proj, down_proj and MoE w2 / down weights, else 1)
-// so the first and last blocks count about twice the middle ones, their neighbours 1.5x, and the projections
-// whose error reaches the residual stream unmixed by a nonlinearity or softmax count double.
-double depthSensitivity(const std::string& name, int layer, int layers);
 
 // Texts (of the calibration's length) on which `--allocation measured` measures the sensitivities: the first texts
 // of --calibration self, or as many written for it alone.

@@ -4,6 +4,7 @@
 #include "common/numerics.h"
 #include "common/thread_pool.h"
 #include "common/units.h"
+#include "model/arch.h"
 #include "model/weight_source.h"
 #include "pipeline/calibrate.h"
 

@@ -52,7 +52,8 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
   const auto& idx = file.index();
   int group = 64;
   for (const auto& e : idx["tensors"])
-    if (e.is_object() && e.contains("name") && e["name"] == t.name && e.contains("group_size")) {
+    if (e.is_object() && e.contains("name") && e["name"].is_string() &&
+        e["name"].get_ref<const std::string&>() == t.name && e.contains("group_size")) {
       const auto& g = e["group_size"];
       if (!g.is_number_unsigned() || g.get<std::uint64_t>() > 1u << 20)
         fail(Errc::Corrupt, "{}: group_size {} is not a group size", label, g.dump());
