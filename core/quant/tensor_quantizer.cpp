@@ -11,7 +11,6 @@
 #include <array>
 #include <map>
 #include <cmath>
-#include <mutex>
 #include <numeric>
 #include <optional>
 
@@ -41,6 +40,16 @@ void forRowBlocks(ThreadPool& pool, std::int64_t rows, const QuantizeOptions& o,
   });
 }
 
+// Sums that a parallel pass over row blocks adds up: each block's part is kept in its own slot and the parts are
+// added in block order afterwards, so the totals do not depend on which thread finishes first (the rate control's
+// lambda and the reported errors are then the same on every run and with any thread count).
+template <typename Part>
+struct BlockParts {
+  explicit BlockParts(std::int64_t rows) : parts(static_cast<std::size_t>((rows + kRowBlock - 1) / kRowBlock)) {}
+  Part& of(std::int64_t firstRow) { return parts[static_cast<std::size_t>(firstRow / kRowBlock)]; }
+  std::vector<Part> parts;
+};
+
 bool isEcsq(Objective o) {
   return o == Objective::EcsqL1 || o == Objective::EcsqMse || o == Objective::EcsqL1Row || o == Objective::EcsqMseRow ||
          o == Objective::EcsqRdo;
@@ -57,8 +66,11 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
   a.rowAbs.resize(static_cast<std::size_t>(m.rows));
   a.rowSq.resize(static_cast<std::size_t>(m.rows));
   if (local) a.starts.resize(static_cast<std::size_t>(m.rows));
-  std::mutex mu;
-  bool nonFinite = false;
+  struct Sums {
+    double abs = 0, sq = 0;
+    bool bad = false;
+  };
+  BlockParts<Sums> sums(m.rows);
   forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
     RowScaleSearch rowSearch(o.format);
     std::vector<float> w(static_cast<std::size_t>(m.cols));
@@ -88,11 +100,14 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
         rowSearch.hull(w.data(), m.cols, a.hulls[i]);
       }
     }
-    std::lock_guard lock(mu);
-    a.absSum += abs;
-    a.sqSum += sq;
-    nonFinite |= bad;
+    sums.of(r0) = {abs, sq, bad};
   });
+  bool nonFinite = false;
+  for (const Sums& b : sums.parts) {
+    a.absSum += b.abs;
+    a.sqSum += b.sq;
+    nonFinite |= b.bad;
+  }
   if (nonFinite) fail(Errc::Unsupported, "contains NaN or infinite weights, which cannot be quantized");
   return a;
 }
@@ -124,10 +139,12 @@ struct ElementWeights {
 codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const QuantizeOptions& o, double lambdaRow,
                               std::int64_t rowStep, ThreadPool& pool, double* sqErr = nullptr, double* sqSum = nullptr,
                               ElementWeights weights = {}, double* sqErrW = nullptr, double* sqSumW = nullptr) {
-  std::mutex mu;
-  codec::SymbolCounts total{};
-  double errTotal = 0, sumTotal = 0, errTotalW = 0, sumTotalW = 0;
+  struct Part {
+    codec::SymbolCounts counts{};
+    double err = 0, sum = 0, errW = 0, sumW = 0;
+  };
   const std::int64_t sampled = (m.rows + rowStep - 1) / rowStep;
+  BlockParts<Part> parts(sampled);
   forRowBlocks(pool, sampled, o, [&](std::int64_t s0, std::int64_t s1) {
     std::vector<float> w(static_cast<std::size_t>(m.cols));
     std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
@@ -152,13 +169,17 @@ codec::SymbolCounts histogram(const MatrixView& m, const Analysis& a, const Quan
           }
         }
     }
-    std::lock_guard lock(mu);
-    for (int i = 0; i < 256; ++i) total[i] += local[i];
-    errTotal += err;
-    sumTotal += sum;
-    errTotalW += errW;
-    sumTotalW += sumW;
+    parts.of(s0) = {local, err, sum, errW, sumW};
   });
+  codec::SymbolCounts total{};
+  double errTotal = 0, sumTotal = 0, errTotalW = 0, sumTotalW = 0;
+  for (const Part& p : parts.parts) {
+    for (int i = 0; i < 256; ++i) total[i] += p.counts[i];
+    errTotal += p.err;
+    sumTotal += p.sum;
+    errTotalW += p.errW;
+    sumTotalW += p.sumW;
+  }
   if (sqErr) *sqErr = errTotal;
   if (sqSum) *sqSum = sumTotal;
   if (sqErrW) *sqErrW = errTotalW;
@@ -264,9 +285,7 @@ RdoChoice rdoSolve(const MatrixView& m, const Analysis& a, const QuantizeOptions
   auto len = ecsqCodeLengths(nearest);
   const double mu = lambda * p.norm / n;
   for (int round = 0; round < 6; ++round) {
-    std::mutex mutex;
-    codec::SymbolCounts counts{};
-    double dist = 0;
+    BlockParts<std::pair<codec::SymbolCounts, double>> parts(m.rows);
     forRowBlocks(pool, m.rows, o, [&](std::int64_t r0, std::int64_t r1) {
       std::vector<float> w(static_cast<std::size_t>(m.cols));
       std::vector<std::uint8_t> q(static_cast<std::size_t>(m.cols));
@@ -278,10 +297,14 @@ RdoChoice rdoSolve(const MatrixView& m, const Analysis& a, const QuantizeOptions
         d += rdoQuantizeRow(o.format, w.data(), m.cols, scaleBitsOfIndex(p.rows[i].k[choice[i]]), len, mu, q.data(),
                             local);
       }
-      std::lock_guard lock(mutex);
+      parts.of(r0) = {local, d};
+    });
+    codec::SymbolCounts counts{};
+    double dist = 0;
+    for (const auto& [local, d] : parts.parts) {
       for (int c = 0; c < 256; ++c) counts[c] += local[c];
       dist += d;
-    });
+    }
     const double j = (p.norm > 0 ? dist / p.norm : 0) + lambda * codec::shannonBits(counts) / n;
     if (!(j < bestJ)) break;
     bestJ = j;
