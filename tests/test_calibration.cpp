@@ -414,10 +414,13 @@ class TestCalibration : public QObject {
     o.sequences = 3;
     o.length = 10;
     std::int64_t last = 0, total = 0;
-    o.progress = [&](std::int64_t done, std::int64_t t) {
+    o.progress = [&](const Progress& p) {
+      QCOMPARE(p.phase, Phase::Calibrate);
+      if (p.unit != Unit::Tokens) return;  // the passes over the blocks
+      const auto done = static_cast<std::int64_t>(p.done);
       QVERIFY2(done >= last, qPrintable(QString("%1 after %2").arg(done).arg(last)));
       last = done;
-      total = t;
+      total = static_cast<std::int64_t>(p.total);
     };
     const Calibration c = calibrateSelf(*src, pool, o);
     QCOMPARE(total, std::int64_t(30));  // tokens written
@@ -468,8 +471,8 @@ class TestCalibration : public QObject {
     // One block's statistics (8 x (3 x 64^2 + 128^2) bytes) and the texts' hidden states (4 x 2 x 8 x 64 bytes).
     EQ_EXPECT_ERROR(calibrateSelf(*src, pool, o), Errc::InvalidArgument,
                     kTinyLlama.string() + ": calibration statistics would need 228.0 KiB of memory, more than the "
-                                          "budget of 97.7 KiB; compress without --calibration or with fewer "
-                                          "--calibration-texts");
+                                          "budget of 97.7 KiB; compress without calibration or with fewer "
+                                          "calibration texts");
     QCOMPARE(calls, 0);  // refused before the model wrote a token
     o.keepGoing = {};
     o.maxBytes = 0;
@@ -495,9 +498,11 @@ class TestCalibration : public QObject {
     o.calibrationOptions.length = 16;
     std::vector<std::string> phases;
     std::set<std::string> details;  // the block passes, reported while the tensor that needs them waits
-    o.progress = [&](const CompressProgress& p) {
-      if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
-      if (!p.detail.empty()) details.insert(p.tensor + " " + p.detail);
+    o.progress = [&](const Progress& p) {
+      if (phases.empty() || phases.back() != phaseName(p.phase)) phases.push_back(std::string(phaseName(p.phase)));
+      if (p.pass.block >= 0)
+        details.insert(fmt::format("{} (calibration: block {} pass {}, {}/{} texts)", p.item, p.pass.block,
+                                   p.pass.pass, p.pass.textsDone, p.pass.texts));
     };
     const fs::path out = tmp_->path() / "c.eqz";
     const CompressSummary s = compressModel(*src, out, o);
@@ -513,8 +518,8 @@ class TestCalibration : public QObject {
                                 b1 + "self_attn.k_proj.weight (calibration: block 1 pass 1, 2/2 texts)"})
       QVERIFY2(details.count(d), d.c_str());
     QCOMPARE(details.size(), std::size_t(2 * 9));
-    QCOMPARE(s.calibration, std::string("self"));
-    QCOMPARE(s.calibrationInputs, std::string("shift"));  // auto: the model is small
+    QCOMPARE(toJson(s)["calibration"].get<std::string>(), std::string("self"));
+    QCOMPARE(toJson(s)["calibration_inputs"].get<std::string>(), std::string("shift"));  // auto: the model is small
     QCOMPARE(s.calibrationTokens, std::uint64_t(32));
     const auto j = toJson(s);
     QCOMPARE(j["calibration"].get<std::string>(), std::string("self"));
@@ -527,10 +532,10 @@ class TestCalibration : public QObject {
     CompressOptions plain = o;
     plain.calibration = CompressOptions::Calibration::None;
     const CompressSummary p = compressModel(*src, tmp_->path() / "p.eqz", plain);
-    QCOMPARE(p.calibration, std::string("none"));
+    QCOMPARE(toJson(p)["calibration"].get<std::string>(), std::string("none"));
     bool anyDiffers = false;
     for (std::size_t i = 0; i < s.tensors.size(); ++i) {
-      if (s.tensors[i].encoding != "entquant") continue;
+      if (s.tensors[i].encoding != Encoding::EntQuant) continue;
       QVERIFY2(std::fabs(s.tensors[i].effectiveBits - 4.0) <= 0.03 || s.tensors[i].targetClamped, s.tensors[i].name.c_str());
       anyDiffers |= s.tensors[i].relL2 != p.tensors[i].relL2;
     }
@@ -542,7 +547,7 @@ class TestCalibration : public QObject {
     bool inputsMatter = false;
     for (std::size_t i = 0; i < s.tensors.size(); ++i) {
       QCOMPARE(r.tensors[i].name, s.tensors[i].name);  // the report keeps the checkpoint's order
-      if (s.tensors[i].encoding != "entquant") continue;
+      if (s.tensors[i].encoding != Encoding::EntQuant) continue;
       QVERIFY2(std::fabs(r.tensors[i].effectiveBits - 4.0) <= 0.03 || r.tensors[i].targetClamped, r.tensors[i].name.c_str());
       inputsMatter |= s.tensors[i].relL2 != r.tensors[i].relL2;
     }
@@ -550,9 +555,9 @@ class TestCalibration : public QObject {
     CompressOptions sh = o;
     sh.calibrationOptions.inputs = CalibrationOptions::Inputs::Original;
     const CompressSummary b = compressModel(*src, tmp_->path() / "s.eqz", sh);
-    QCOMPARE(b.calibrationInputs, std::string("original"));
+    QCOMPARE(toJson(b)["calibration_inputs"].get<std::string>(), std::string("original"));
     for (const auto& t : b.tensors)
-      if (t.encoding == "entquant")
+      if (t.encoding == Encoding::EntQuant)
         QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
     QCOMPARE(EqzFile::open(tmp_->path() / "o.eqz").tensors().size(), f.tensors().size());
     for (std::size_t i = 0; i < f.tensors().size(); ++i)
@@ -794,7 +799,7 @@ class TestCalibration : public QObject {
     const EqzFile f = EqzFile::open(out);
     int replaced = 0;
     for (const auto& t : f.tensors())
-      if (t.encoding == "entquant" && t.name.starts_with("model.layers.")) {
+      if (t.encoding == Encoding::EntQuant && t.name.starts_with("model.layers.")) {
         b->replaceWeight(t.name, eqz->linear(t.name));
         ++replaced;
       }
@@ -833,10 +838,10 @@ class TestCalibration : public QObject {
     o.calibrationOptions.sequences = 2;
     o.calibrationOptions.length = 8;
     const CompressSummary s = compressModel(*src, tmp_->path() / "a.eqz", o);
-    QCOMPARE(QString::fromStdString(s.calibrationInputs), inputs);
+    QCOMPARE(QString::fromStdString(toJson(s)["calibration_inputs"].get<std::string>()), inputs);
     int compressed = 0;
     for (const auto& t : s.tensors)
-      if (t.encoding == "entquant") {
+      if (t.encoding == Encoding::EntQuant) {
         ++compressed;
         QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
       }
@@ -865,10 +870,11 @@ class TestCalibration : public QObject {
     o.calibrationOptions.resumePasses = true;
     if (model == "tiny-mixtral") {
       o.calibrationOptions.inputs = CalibrationOptions::Inputs::Shift;
-      EQ_EXPECT_ERROR(compressModel(*src, tmp_->path() / "b.eqz", o), Errc::Unsupported,
-                      "--calibration self: " + src->input().string() +
-                          ": --calibration-inputs shift does not support mixture-of-experts models (the compressed "
-                          "model may route a token to other experts than the original); use original");
+      EQ_EXPECT_SETTING_ERROR(compressModel(*src, tmp_->path() / "b.eqz", o), Errc::Unsupported,
+                              Setting::CalibrationInputs,
+                              src->input().string() +
+                                  ": the shift inputs do not support mixture-of-experts models (the compressed model "
+                                  "may route a token to other experts than the original); choose the original inputs");
     }
   }
 
@@ -887,8 +893,8 @@ class TestCalibration : public QObject {
     CompressOptions o;
     o.calibration = CompressOptions::Calibration::Self;
     const fs::path out = tmp_->path() / "c.eqz";
-    EQ_EXPECT_ERROR(compressModel(*src, out, o), Errc::MissingTensor,
-                    "--calibration self: " + dir.string() + ": the model has no tensor \"model.embed_tokens.weight\"");
+    EQ_EXPECT_SETTING_ERROR(compressModel(*src, out, o), Errc::MissingTensor, Setting::SelfCalibration,
+                            dir.string() + ": the model has no tensor \"model.embed_tokens.weight\"");
     QVERIFY(!fs::exists(out));
     const auto tiny = ModelSource::open(kTinyLlama);
     o.calibrationOptions.sequences = 2;
@@ -973,7 +979,7 @@ class TestCalibration : public QObject {
     // 4 bytes x 24 tokens x (64 hidden x 2 blocks + 256 vocabulary)
     EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, texts, {}, 1000), Errc::InvalidArgument,
                     kTinyLlama.string() + ": measuring the weights' sensitivity on 24 tokens would need 36.0 KiB of "
-                                          "memory, more than the budget of 1000 B; use --allocation depth");
+                                          "memory, more than the budget of 1000 B; use the depth allocation instead");
     EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, {{1}}), Errc::InvalidArgument,
                     kTinyLlama.string() + ": sensitivity needs a text of at least 2 tokens");
     EQ_EXPECT_ERROR(SensitivityProbe(*src, pool, texts, [] { return false; }), Errc::Cancelled,
@@ -1013,18 +1019,18 @@ class TestCalibration : public QObject {
       o.calibrationOptions.sequences = 2;
     }
     std::vector<std::string> phases;
-    o.progress = [&](const CompressProgress& p) {
-      if (phases.empty() || phases.back() != p.phase) phases.push_back(p.phase);
+    o.progress = [&](const Progress& p) {
+      if (phases.empty() || phases.back() != phaseName(p.phase)) phases.push_back(std::string(phaseName(p.phase)));
     };
     const fs::path out = tmp_->path() / "m.eqz";
     const CompressSummary s = compressModel(*src, out, o);
     QCOMPARE(phases, (std::vector<std::string>{"calibrate", "analyze", "compress"}));
-    QCOMPARE(s.allocation, std::string("measured"));
+    QCOMPARE(toJson(s)["allocation"].get<std::string>(), std::string("measured"));
     QCOMPARE(s.sensitivityTokens, std::uint64_t(tokens));
     QVERIFY(s.sensitivitySeconds > 0);
     std::set<double> sensitivities, targets;
     for (const auto& t : s.tensors) {
-      if (t.encoding != "entquant") continue;
+      if (t.encoding != Encoding::EntQuant) continue;
       QVERIFY2(t.sensitivity > 0, t.name.c_str());
       sensitivities.insert(t.sensitivity);
       targets.insert(*t.targetBits);
@@ -1034,7 +1040,7 @@ class TestCalibration : public QObject {
     // The targets spend the same bits as 3.0 everywhere.
     double spent = 0, weights = 0;
     for (const auto& t : s.tensors)
-      if (t.encoding == "entquant") {
+      if (t.encoding == Encoding::EntQuant) {
         spent += *t.targetBits * static_cast<double>(t.numel);
         weights += static_cast<double>(t.numel);
       }
@@ -1120,22 +1126,22 @@ class TestCalibration : public QObject {
     o.calibrationOptions.sequences = 3;
     o.calibrationOptions.length = 65;
     const fs::path out = tmp_->path() / "t.eqz";
-    EQ_EXPECT_ERROR(compressModel(*srcNoTok, out, o), Errc::NotFound,
-                    dir.string() + ": no tokenizer.json; --calibration-text needs the model's tokenizer");
+    EQ_EXPECT_SETTING_ERROR(compressModel(*srcNoTok, out, o), Errc::NotFound, Setting::TextCalibration,
+                            dir.string() + ": no tokenizer.json; calibrating on a text needs the model's tokenizer");
     QVERIFY(!fs::exists(out));
     {
       std::ofstream(dir / "tokenizer.json") << tok.dump();
     }
     const auto src = ModelSource::open(dir);
     const CompressSummary s = compressModel(*src, out, o);
-    QCOMPARE(s.calibration, std::string("text"));
+    QCOMPARE(toJson(s)["calibration"].get<std::string>(), std::string("text"));
     QCOMPARE(s.calibrationTokens, std::uint64_t(3 * 65));
     QCOMPARE(toJson(s)["calibration_tokens"].get<int>(), 3 * 65);
     const EqzFile f = EqzFile::open(out);
     QCOMPARE(f.index()["settings"]["calibration"].get<std::string>(), std::string("text"));
     QCOMPARE(f.index()["settings"]["calibration_file"].get<std::string>(), text.string());
     for (const auto& t : s.tensors)
-      if (t.encoding == "entquant") QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
+      if (t.encoding == Encoding::EntQuant) QVERIFY2(std::fabs(t.effectiveBits - 4.0) <= 0.03 || t.targetClamped, t.name.c_str());
     // The texts are the file's bytes after BOS (1): the same codes as --calibration self given those texts.
     CompressOptions given = o;
     given.calibration = CompressOptions::Calibration::Self;
@@ -1147,11 +1153,11 @@ class TestCalibration : public QObject {
       given.calibrationOptions.texts.push_back(t);
     }
     const CompressSummary g = compressModel(*src, tmp_->path() / "g.eqz", given);
-    QCOMPARE(g.calibration, std::string("self"));
+    QCOMPARE(toJson(g)["calibration"].get<std::string>(), std::string("self"));
     ThreadPool pool(2);
     const auto a = model::WeightSource::open(out, pool), b = model::WeightSource::open(tmp_->path() / "g.eqz", pool);
     for (const auto& t : s.tensors)
-      if (t.encoding == "entquant") {
+      if (t.encoding == Encoding::EntQuant) {
         const model::Linear la = a->linear(t.name), lb = b->linear(t.name);
         QVERIFY(!la.codes.empty());
         QCOMPARE(la.codes, lb.codes);
@@ -1164,8 +1170,8 @@ class TestCalibration : public QObject {
       compressModel(*src, out2, o);
       QFAIL("no error");
     } catch (const Error& e) {
-      QVERIFY2(QString(e.what()).startsWith(QString::fromStdString("--calibration-text: " + o.calibrationFile.string())),
-               e.what());
+      QVERIFY2(QString(e.what()).startsWith(QString::fromStdString(o.calibrationFile.string())), e.what());
+      QCOMPARE(e.setting(), Setting::TextCalibration);
     }
     {
       std::ofstream(text) << "short";

@@ -95,7 +95,25 @@ class TestCli : public QObject {
                                     << "entquant inspect: " + corrupt + "/truncated.safetensors: tensor \"b\"";
     QTest::newRow("missing shard") << QStringList{"inspect", corrupt + "/missing_shard"} << 1
                                    << "entquant inspect: " + corrupt + "/missing_shard: missing shard";
+    // Core errors name no flags; the CLI puts the flag of the setting they concern in front.
+    QTest::newRow("bad rule") << QStringList{"compress", models() + "/tiny-llama", "-o", "x.eqz", "--layer-bits", "mlp"}
+                              << 1 << "entquant compress: --layer-bits \"mlp\": expected REGEX=BITS or REGEX=keep\n";
+    QTest::newRow("no tokenizer to calibrate on")
+        << QStringList{"compress", models() + "/tiny-llama", "-o", "x.eqz", "--calibration-text", "/etc/hostname"} << 1
+        << "entquant compress: --calibration-text: " + models() +
+               "/tiny-llama: no tokenizer.json; calibrating on a text needs the model's tokenizer\n";
+    QTest::newRow("plan of another model")
+        << QStringList{"compress", models() + "/tiny-qwen2", "-o", "x.eqz", "--plan", planOfTinyLlama()} << 1
+        << "entquant compress: the plan does not fit " + models() + "/tiny-qwen2: it lists 20 tensors, the model has 26\n";
   }
+  // A plan of tiny-llama at 3 bits, written by `entquant plan` once per run.
+  static QString planOfTinyLlama() {
+    static QTemporaryDir dir;
+    const QString path = dir.filePath("tiny-llama.plan.json");
+    if (!QFile::exists(path)) eqtest::runCli({"plan", models() + "/tiny-llama", "-o", path, "--json"});
+    return path;
+  }
+
   void failures() {
     QFETCH(QStringList, args);
     QFETCH(int, code);

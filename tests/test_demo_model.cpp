@@ -150,7 +150,7 @@ class TestDemoModel : public QObject {
     QCOMPARE(r.ids, expected);
     QCOMPARE(eqtest::q(r.text), eqtest::q(g["greedy_text"].get<std::string>()));
     QCOMPARE(streamed, r.text);
-    QCOMPARE(eqtest::q(r.stopReason), QString("eos"));
+    QCOMPARE(eqtest::q(std::string(stopReasonName(r.stopReason))), QString("eos"));
   }
 
   void chatTemplateRendersLikeTransformers_data() { chatAnswerMatchesTransformers_data(); }

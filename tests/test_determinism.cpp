@@ -101,7 +101,7 @@ class TestDeterminism : public QObject {
     for (const EqzTensor& t : f.tensors()) {
       const auto& e = expected["tensors"][t.name];
       QVERIFY2(!e.is_null(), t.name.c_str());
-      QCOMPARE(eqtest::q(t.encoding), eqtest::q(e["encoding"].get<std::string>()));
+      QCOMPARE(eqtest::q(std::string(encodingName(t.encoding))), eqtest::q(e["encoding"].get<std::string>()));
       DType dtype;
       const auto bytes = decodeTensor(f, t, &pool, dtype);
       QCOMPARE(eqtest::q(std::string(dtypeName(dtype))), eqtest::q(e["dtype"].get<std::string>()));

@@ -71,7 +71,7 @@ class TestLm : public QObject {
     QCOMPARE(r.ids, g["ids"].get<std::vector<std::int32_t>>());
     QCOMPARE(eqtest::q(r.text), eqtest::q(g["text"].get<std::string>()));
     QCOMPARE(streamed, r.text);
-    QCOMPARE(eqtest::q(r.stopReason), QString("max_tokens"));
+    QCOMPARE(eqtest::q(std::string(stopReasonName(r.stopReason))), QString("max_tokens"));
   }
 
   void stopStringsAndEos() {
@@ -87,14 +87,14 @@ class TestLm : public QObject {
     std::string streamed;
     o.onText = [&](const std::string& d) { streamed += d; };
     GenerateResult r = generate(*lm, tok, prompt, o);
-    QCOMPARE(eqtest::q(r.stopReason), QString("stop_string"));
+    QCOMPARE(eqtest::q(std::string(stopReasonName(r.stopReason))), QString("stop_string"));
     QCOMPARE(r.text, full.substr(0, full.find("89i")));
     QCOMPARE(streamed, r.text);
     // The third generated token as an end-of-generation id stops before it.
     o.stopStrings.clear();
     o.eosIds = {g["ids"][2].get<std::int32_t>()};
     r = generate(*lm, tok, prompt, o);
-    QCOMPARE(eqtest::q(r.stopReason), QString("eos"));
+    QCOMPARE(eqtest::q(std::string(stopReasonName(r.stopReason))), QString("eos"));
     QCOMPARE(r.ids.size(), std::size_t(2));
     o.keepGoing = [] { return false; };
     EQ_EXPECT_ERROR(generate(*lm, tok, prompt, o), Errc::Cancelled, "generation cancelled");

@@ -476,9 +476,9 @@ class TestObjectives : public QObject {
     o.target = {RateTarget::Mode::Bits, 3.0};
     o.allocation = CompressOptions::Allocation::Depth;
     std::vector<std::string> phases;
-    o.progress = [&](const CompressProgress& p) { phases.push_back(p.phase); };
+    o.progress = [&](const Progress& p) { phases.push_back(std::string(phaseName(p.phase))); };
     const CompressSummary s = compressModel(*src, tmp_->path() / "d.eqz", o);
-    QCOMPARE(s.allocation, std::string("depth"));
+    QCOMPARE(toJson(s)["allocation"].get<std::string>(), std::string("depth"));
     QCOMPARE(phases.front(), std::string("analyze"));
     QVERIFY2(std::fabs(s.effectiveBpw - 3.0) <= 0.03, qPrintable(QString::number(s.effectiveBpw)));
     std::map<std::string, double> target;
@@ -513,7 +513,7 @@ class TestObjectives : public QObject {
     o.threads = 2;
     o.scalesFile = tmp_->path() / "s.safetensors";
     const CompressSummary s = compressModel(*src, tmp_->path() / "g.eqz", o);
-    QCOMPARE(s.objective, std::string("given-scales"));
+    QCOMPARE(toJson(s)["objective"].get<std::string>(), std::string("given-scales"));
     const EqzFile f = EqzFile::open(tmp_->path() / "g.eqz");
     for (const auto& [name, l] : scales) {
       const ModelTensor* mt = src->find(name);
@@ -555,7 +555,7 @@ class TestObjectives : public QObject {
     QTest::newRow("dtype") << "dtype" << int(Errc::InvalidArgument)
                            << "{file}: tensor \"" + v + "\" is I32; log2 scales must be F32 or BF16";
     QTest::newRow("numeric rule") << "rule" << int(Errc::InvalidArgument)
-                                  << "--layer-bits \"q_proj=2.5\": with --scales, rules can only keep tensors";
+                                  << "\"q_proj=2.5\": with given scales, rules can only keep tensors";
   }
   void givenScaleErrors() {
     QFETCH(QString, damage);
@@ -597,8 +597,8 @@ class TestObjectives : public QObject {
     o.scalesFile = tmp_->path() / "s.safetensors";
     o.layerRules = {LayerRule::parse("v_proj=keep")};
     const CompressSummary s = compressModel(*src, tmp_->path() / "k.eqz", o);
-    QCOMPARE(s.tensors[0].encoding, std::string("entquant"));
-    QCOMPARE(s.tensors[1].encoding, std::string("raw"));
+    QCOMPARE(s.tensors[0].encoding, Encoding::EntQuant);
+    QCOMPARE(s.tensors[1].encoding, Encoding::Raw);
   }
 
   void cliUsageErrors_data() {

@@ -118,7 +118,7 @@ class TestPipeline : public QObject {
     QFETCH(double, lambda);
     const auto src = ModelSource::open(models() / model.toStdString());
     CompressOptions o;
-    o.method = method.toStdString();
+    o.method = *parseMethod(method.toStdString());
     o.format = *quant::parseCodeFormat(format.toStdString());
     o.threads = 2;
     if (lambda > 0) o.target = {quant::RateTarget::Mode::Lambda, lambda};
@@ -141,7 +141,7 @@ class TestPipeline : public QObject {
       const ModelTensor* dec = back->find(et.name);
       QVERIFY(orig && dec);
       const auto db = back->data(*dec);
-      if (et.encoding == "raw") {  // kept tensors: byte for byte
+      if (et.encoding == Encoding::Raw) {  // kept tensors: byte for byte
         const auto ob = src->data(*orig);
         QVERIFY(ob.size() == db.size() && std::memcmp(ob.data(), db.data(), ob.size()) == 0);
         QVERIFY(!orig->cls.compressible);
@@ -151,7 +151,7 @@ class TestPipeline : public QObject {
       DType dt;
       const auto decoded = decodeTensor(f, et, nullptr, dt);
       QVERIFY(decoded.size() == db.size() && std::memcmp(decoded.data(), db.data(), db.size()) == 0);
-      if (et.encoding != "entquant") continue;
+      if (et.encoding != Encoding::EntQuant) continue;
       // Independently: each weight is bf16(value(q) * s) with q the exact quantization of the original weight at
       // the stored row scale.
       const auto w = tensorAsFloat(*src, *orig);
@@ -191,7 +191,7 @@ class TestPipeline : public QObject {
     const CompressSummary s = compressModel(*src, tmp_->path() / "s.eqz", o);
     int compressed = 0;
     for (const auto& t : s.tensors) {
-      if (t.encoding == "raw") continue;
+      if (t.encoding == Encoding::Raw) continue;
       ++compressed;
       QVERIFY2(std::fabs(t.effectiveBits - bits) <= 0.03,
                qPrintable(QString("%1: %2 bits for a target of %3").arg(eqtest::q(t.name)).arg(t.effectiveBits).arg(bits)));
@@ -209,7 +209,7 @@ class TestPipeline : public QObject {
     auto weightedMse = [](const CompressSummary& s) {
       double e = 0, n = 0;
       for (const auto& t : s.tensors)
-        if (t.encoding == "entquant") e += t.relL2 * t.relL2 * double(t.numel), n += double(t.numel);
+        if (t.encoding == Encoding::EntQuant) e += t.relL2 * t.relL2 * double(t.numel), n += double(t.numel);
       return e / n;
     };
     CompressOptions o;
@@ -217,12 +217,12 @@ class TestPipeline : public QObject {
     o.allocation = CompressOptions::Allocation::Uniform;
     o.balancedAllocation = false;  // the plain relative MSE, which this test sums (the balanced one weighs elements)
     const CompressSummary uniform = compressModel(*src, tmp_->path() / "u.eqz", o);
-    QCOMPARE(uniform.allocation, std::string("uniform"));
+    QCOMPARE(toJson(uniform)["allocation"].get<std::string>(), std::string("uniform"));
     o.allocation = CompressOptions::Allocation::Global;
     std::vector<std::string> phases;
-    o.progress = [&](const CompressProgress& p) { phases.push_back(p.phase); };
+    o.progress = [&](const Progress& p) { phases.push_back(std::string(phaseName(p.phase))); };
     const CompressSummary global = compressModel(*src, tmp_->path() / "g.eqz", o);
-    QCOMPARE(global.allocation, std::string("global"));
+    QCOMPARE(toJson(global)["allocation"].get<std::string>(), std::string("global"));
     QCOMPARE(std::string(phases.front()), std::string("analyze"));
     QVERIFY(std::fabs(global.effectiveBpw - 2.5) <= 0.03);
     std::set<double> targets;
@@ -277,16 +277,18 @@ class TestPipeline : public QObject {
     o.layerRules = {LayerRule::parse("mlp=2.5"), LayerRule::parse("down_proj=4"), LayerRule::parse("q_proj=keep")};
     const CompressSummary s = compressModel(*src, tmp_->path() / "r.eqz", o);
     for (const auto& t : s.tensors) {
-      if (t.name.find("q_proj") != std::string::npos) QCOMPARE(t.encoding, std::string("raw"));
+      if (t.name.find("q_proj") != std::string::npos) QCOMPARE(t.encoding, Encoding::Raw);
       if (t.name.find("up_proj") != std::string::npos) QCOMPARE(t.targetBits.value_or(0), 2.5);
       if (t.name.find("down_proj") != std::string::npos) QCOMPARE(t.targetBits.value_or(0), 4.0);
     }
-    EQ_EXPECT_ERROR(LayerRule::parse("mlp"), Errc::InvalidArgument,
-                    "--layer-bits \"mlp\": expected REGEX=BITS or REGEX=keep");
-    EQ_EXPECT_ERROR(LayerRule::parse("(=3"), Errc::InvalidArgument,
-                    "--layer-bits \"(=3\": \"(\" is not a valid regular expression (missing closing parenthesis at offset 1)");
-    EQ_EXPECT_ERROR(LayerRule::parse("mlp=9"), Errc::InvalidArgument,
-                    "--layer-bits \"mlp=9\": bits must be a number in (0, 8] or \"keep\"");
+    // (the CLI puts "--layer-bits " in front: test_cli)
+    EQ_EXPECT_SETTING_ERROR(LayerRule::parse("mlp"), Errc::InvalidArgument, Setting::LayerRule,
+                            "\"mlp\": expected REGEX=BITS or REGEX=keep");
+    EQ_EXPECT_SETTING_ERROR(
+        LayerRule::parse("(=3"), Errc::InvalidArgument, Setting::LayerRule,
+        "\"(=3\": \"(\" is not a valid regular expression (missing closing parenthesis at offset 1)");
+    EQ_EXPECT_SETTING_ERROR(LayerRule::parse("mlp=9"), Errc::InvalidArgument, Setting::LayerRule,
+                            "\"mlp=9\": bits must be a number in (0, 8] or \"keep\"");
   }
 
   void cancelLeavesNothing_data() {

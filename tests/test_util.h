@@ -70,3 +70,18 @@ inline CliRun runCli(const QStringList& args, int timeoutMs = 280000) {
     }                                                                                           \
     QVERIFY2(threw_, "expected an eq::Error");                                                  \
   } while (0)
+
+// The same, and the error must concern `expectedSetting` (eq::Setting: the CLI puts its flag in front).
+#define EQ_EXPECT_SETTING_ERROR(expr, expectedCode, expectedSetting, expectedMessage)                          \
+  do {                                                                                                        \
+    bool threw_ = false;                                                                                      \
+    try {                                                                                                     \
+      expr;                                                                                                   \
+    } catch (const eq::Error& e_) {                                                                           \
+      threw_ = true;                                                                                          \
+      QCOMPARE(QString::fromStdString(e_.what()), QString::fromStdString(std::string(expectedMessage)));      \
+      QCOMPARE(int(e_.code()), int(expectedCode));                                                            \
+      QCOMPARE(QString(eq::settingName(e_.setting())), QString(eq::settingName(expectedSetting)));           \
+    }                                                                                                         \
+    QVERIFY2(threw_, "expected an eq::Error");                                                                \
+  } while (0)

@@ -17,7 +17,9 @@ int runVerify(ArgList& args) {
   installCancelHandlers();
   const EqzFile file = EqzFile::open(pos[0]);
   ThreadPool pool(threads ? static_cast<unsigned>(std::max(1, *threads)) : 0);
-  const VerifyReport r = verifyEqz(file, pool, keepGoing);
+  ProgressLine line(!json || ::isatty(2));
+  const VerifyReport r = verifyEqz(file, pool, keepGoing, progressPrinter(line));
+  line.finish();
   if (json) {
     fmt::print("{}\n", nlohmann::ordered_json{{"file", pos[0]}, {"ok", true}, {"sections", r.sections},
                                               {"bytes_checked", r.bytesChecked}, {"tensors_decoded", r.tensorsDecoded},
@@ -37,7 +39,9 @@ int runDecompress(ArgList& args) {
   installCancelHandlers();
   const EqzFile file = EqzFile::open(pos[0]);
   ThreadPool pool(threads ? static_cast<unsigned>(std::max(1, *threads)) : 0);
-  const DecompressReport r = decompressEqz(file, *out, pool, keepGoing);
+  ProgressLine line(true);
+  const DecompressReport r = decompressEqz(file, *out, pool, keepGoing, progressPrinter(line));
+  line.finish();
   fmt::print("Decompressed {} -> {}/model.safetensors ({} tensors, {}) and {} model files in {}\n", pos[0], *out,
              r.tensors, formatBytes(r.bytes), r.files, formatDuration(r.seconds));
   return kExitOk;

@@ -1,7 +1,7 @@
 // entquant inspect MODEL [--json]
 #include "cli/commands.h"
 #include "common/units.h"
-#include "pipeline/inspect.h"
+#include "pipeline/model_session.h"
 
 #include <fmt/format.h>
 
@@ -59,13 +59,7 @@ void printText(const InspectReport& r) {
 int runInspect(ArgList& args) {
   const bool json = args.flag("--json");
   const std::string modelPath = args.modelOrDemo();
-  InspectReport report;
-  if (isEqzPath(modelPath)) {
-    report = inspectEqz(EqzFile::open(modelPath));
-  } else {
-    const auto source = ModelSource::open(modelPath);
-    report = inspectModel(*source);
-  }
+  const InspectReport report = ModelSession::open(modelPath)->inspect();
   if (json) fmt::print("{}\n", toJson(report).dump(1));
   else printText(report);
   return kExitOk;

@@ -12,6 +12,7 @@
 #include "pipeline/chat_session.h"
 #include "pipeline/demo_model.h"
 #include "pipeline/lm.h"
+#include "pipeline/model_session.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -24,18 +25,17 @@
 namespace eq::cli {
 namespace {
 
-struct Loaded {
-  std::unique_ptr<model::WeightSource> weights;
-  std::unique_ptr<model::CausalLM> lm;
-  text::Tokenizer tok;
-};
-
-Loaded load(const std::string& path, ThreadPool& pool, std::int64_t context) {
-  auto weights = model::WeightSource::open(path, pool);
-  model::LoadOptions lo;
-  lo.contextLength = context;
-  auto lm = model::loadCausalLM(*weights, pool, lo);
-  return {std::move(weights), std::move(lm), loadTokenizer(path)};
+// The model with its engine for `context` positions, loading with progress on the line (cleared when done).
+std::unique_ptr<ModelSession> load(const std::string& path, unsigned threads, std::int64_t context,
+                                   ProgressLine& line) {
+  SessionOptions so;
+  so.contextLength = context;
+  so.threads = threads;
+  so.keepGoing = keepGoing;
+  so.progress = progressPrinter(line);
+  auto s = ModelSession::open(path, so);
+  line.finish();
+  return s;
 }
 
 std::string readTextFile(const std::string& path) {
@@ -83,14 +83,11 @@ int runPpl(ArgList& args) {
   const std::string modelPath = args.modelOrDemo();
   const std::string text = readTextFile(textFileFor(textArg, modelPath));
   installCancelHandlers();
-  ThreadPool pool(threads);
-  Loaded m = load(modelPath, pool, o.ctx);
   ProgressLine line(!json || ::isatty(2));
+  const auto m = load(modelPath, threads, o.ctx, line);
   o.keepGoing = keepGoing;
-  o.progress = [&](std::int64_t done, std::int64_t total) {
-    line.update(static_cast<std::size_t>(done - 1), static_cast<std::size_t>(total), "windows", 0, 0, done == total);
-  };
-  const PerplexityResult r = perplexity(*m.lm, m.tok, text, o);
+  o.progress = progressPrinter(line);
+  const PerplexityResult r = perplexity(m->engine(), m->tokenizer(), text, o);
   line.finish();
   if (json) {
     fmt::print("{}\n", nlohmann::ordered_json{{"ppl", r.ppl}, {"tokens", r.tokens}, {"windows", r.windows},
@@ -131,12 +128,12 @@ struct SamplingArgs {
   }
 };
 
-text::ChatTemplate chatTemplateOf(const std::string& modelPath) {
-  auto t = text::loadChatTemplate(modelPath);
-  if (!t)
+// The model's chat template; the CLI says what to do without one.
+const text::ChatTemplate& chatTemplateFor(ModelSession& m) {
+  if (!m.chatTemplate())
     fail(Errc::Unsupported, "{}: the model has no chat template (chat_template.jinja or tokenizer_config.json); "
-         "use entquant generate without --chat for plain text", modelPath);
-  return std::move(*t);
+         "use entquant generate without --chat for plain text", m.path().string());
+  return *m.chatTemplate();
 }
 
 double perSecond(std::int64_t n, double seconds) { return seconds > 0 ? static_cast<double>(n) / seconds : 0; }
@@ -159,9 +156,9 @@ int runGenerate(ArgList& args) {
   if (o.maxTokens < 1) throw UsageError("--max-tokens must be at least 1");
   o.sampling = sampling.over(text::SamplingParams{0.0f});  // greedy unless asked: reproducible by default
   installCancelHandlers();
-  ThreadPool pool(threads);
-  Loaded m = load(modelPath, pool, 4096);
-  o.eosIds = loadEosIds(modelPath);
+  ProgressLine line(!json || ::isatty(2));
+  const auto m = load(modelPath, threads, 4096, line);
+  o.eosIds = m->eosIds();
   o.keepGoing = keepGoing;
   if (!json) o.onText = [](const std::string& delta) {
     fmt::print("{}", delta);
@@ -169,11 +166,11 @@ int runGenerate(ArgList& args) {
   };
   GenerateResult r;
   if (chat) {
-    ChatSession session(*m.lm, m.tok, chatTemplateOf(modelPath));
+    ChatSession session(m->engine(), m->tokenizer(), chatTemplateFor(*m));
     if (system) session.setSystem(*system);
     r = session.send(*prompt, o).result;
   } else {
-    r = generate(*m.lm, m.tok, m.tok.encode(*prompt, true), o);
+    r = generate(m->engine(), m->tokenizer(), m->tokenizer().encode(*prompt, true), o);
   }
   const double promptTps = perSecond(r.promptTokens, r.promptSeconds);
   const double genTps = perSecond(static_cast<std::int64_t>(r.ids.size()), r.generationSeconds);
@@ -181,11 +178,11 @@ int runGenerate(ArgList& args) {
     fmt::print("{}\n", nlohmann::ordered_json{{"text", r.text}, {"ids", r.ids}, {"prompt_tokens", r.promptTokens},
                                               {"prompt_tokens_per_second", promptTps},
                                               {"generation_tokens_per_second", genTps},
-                                              {"stop_reason", r.stopReason}}.dump(1, ' ', false,
+                                              {"stop_reason", stopReasonName(r.stopReason)}}.dump(1, ' ', false,
                                                                                    nlohmann::json::error_handler_t::replace));
   } else {
     fmt::print(stderr, "\n[{} prompt tokens at {:.1f} tok/s, {} generated at {:.1f} tok/s, stopped: {}]\n",
-               r.promptTokens, promptTps, r.ids.size(), genTps, r.stopReason);
+               r.promptTokens, promptTps, r.ids.size(), genTps, stopReasonName(r.stopReason));
   }
   return kExitOk;
 }
@@ -203,12 +200,12 @@ int runChat(ArgList& args) {
   if (o.maxTokens < 1) throw UsageError("--max-tokens must be at least 1");
   if (ctx && *ctx < 16) throw UsageError("--ctx must be at least 16");
   installCancelHandlers();
-  ThreadPool pool(threads);
-  Loaded m = load(modelPath, pool, ctx.value_or(4096));
-  ChatSession session(*m.lm, m.tok, chatTemplateOf(modelPath));
+  ProgressLine loading(true);
+  const auto m = load(modelPath, threads, ctx.value_or(4096), loading);
+  ChatSession session(m->engine(), m->tokenizer(), chatTemplateFor(*m));
   if (system) session.setSystem(*system);
-  o.sampling = sampling.over(loadSamplingDefaults(modelPath));
-  o.eosIds = loadEosIds(modelPath);
+  o.sampling = sampling.over(m->samplingDefaults());
+  o.eosIds = m->eosIds();
   o.onText = [](const std::string& delta) {
     fmt::print("{}", delta);
     std::fflush(stdout);
@@ -218,7 +215,7 @@ int runChat(ArgList& args) {
              "Chatting with {} ({} of weights in RAM, context {} tokens, {}).\n"
              "Type a message and press Enter. /reset forgets the conversation, /system TEXT sets the system "
              "message, /quit or Ctrl-D leaves; Ctrl-C stops an answer.\n",
-             modelPath, formatBytes(m.lm->weightBytes()), m.lm->contextLength(),
+             modelPath, formatBytes(m->engine().weightBytes()), m->engine().contextLength(),
              o.sampling.temperature > 0 ? fmt::format("temperature {:g}", o.sampling.temperature) : "greedy");
   std::string line;
   while (true) {
@@ -263,15 +260,12 @@ int runCompare(ArgList& args) {
   const auto pos = args.positionals(2, 2);
   const std::string text = readTextFile(textFileFor(textArg, pos[0]));
   installCancelHandlers();
-  ThreadPool pool(threads);
-  Loaded a = load(pos[0], pool, o.ctx);
-  Loaded b = load(pos[1], pool, o.ctx);
   ProgressLine line(!json || ::isatty(2));
+  const auto a = load(pos[0], threads, o.ctx, line);
+  const auto b = load(pos[1], threads, o.ctx, line);
   o.keepGoing = keepGoing;
-  o.progress = [&](std::int64_t done, std::int64_t total) {
-    line.update(static_cast<std::size_t>(done - 1), static_cast<std::size_t>(total), "windows", 0, 0, done == total);
-  };
-  const CompareResult r = compareModels(*a.lm, *b.lm, a.tok, text, o);
+  o.progress = progressPrinter(line);
+  const CompareResult r = compareModels(a->engine(), b->engine(), a->tokenizer(), text, o);
   line.finish();
   const double change = 100.0 * (r.compressed.ppl / r.original.ppl - 1.0);
   if (json) {

@@ -1,7 +1,6 @@
 // entquant logits MODEL|FILE.eqz --ids 1,2,3 [--threads N] [--json]
 #include "cli/commands.h"
-#include "common/thread_pool.h"
-#include "model/causal_lm.h"
+#include "pipeline/model_session.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -38,12 +37,12 @@ int runLogits(ArgList& args) {
   const std::string modelPath = args.modelOrDemo();
   if (!idsText) throw UsageError("missing --ids");
   const auto ids = parseIds(*idsText);
-  ThreadPool pool(threads ? static_cast<unsigned>(std::max(1, *threads)) : 0);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto weights = model::WeightSource::open(modelPath, pool);
-  model::LoadOptions lo;
-  lo.contextLength = static_cast<std::int64_t>(ids.size());
-  const auto lm = model::loadCausalLM(*weights, pool, lo);
+  SessionOptions so;
+  so.contextLength = static_cast<std::int64_t>(ids.size());
+  so.threads = threads ? static_cast<unsigned>(std::max(1, *threads)) : 0;
+  const auto session = ModelSession::open(modelPath, so);
+  model::CausalLM* lm = &session->engine();
   const auto logits = lm->forward(ids);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::int64_t v = lm->vocabSize();

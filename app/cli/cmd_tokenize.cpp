@@ -13,7 +13,7 @@ int runTokenize(ArgList& args) {
   const auto textArg = args.value("--text");
   const std::string modelPath = args.modelOrDemo();
   if (!textArg) throw UsageError("missing --text");
-  const auto tok = loadTokenizer(modelPath);
+  const auto tok = loadTokenizer(modelPath);  // a model (any kind ModelSession opens) or a tokenizer.json
   const auto ids = tok.encode(*textArg, !noSpecial);
   if (json) {
     std::vector<std::string> tokens;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cli/arg_list.h"
+#include "common/error.h"
 
 namespace eq::cli {
 
@@ -9,6 +10,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitCancelled = 130;
+
+// What the CLI puts before a core error that concerns one of its settings: the flag that set it
+// ("--calibration self: "), so that core messages need not name flags.
+std::string settingFlag(Setting setting);
 
 struct Command {
   const char* name;
@@ -18,6 +23,8 @@ struct Command {
 };
 
 int runInspect(ArgList& args);
+int runAnalyze(ArgList& args);
+int runPlan(ArgList& args);
 int runCompress(ArgList& args);
 int runVerify(ArgList& args);
 int runDecompress(ArgList& args);

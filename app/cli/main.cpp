@@ -13,10 +13,19 @@ namespace {
 
 using namespace eq::cli;
 
-constexpr std::array<Command, 10> kCommands{{
+constexpr std::array<Command, 12> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
+    {"analyze", "analyze MODEL [--format fp8|int8] [--objective O] [-o ANALYSIS.json] [--threads N] [--json]",
+     "every compressible tensor's rate-distortion curve (bits against relative error) and weight statistics",
+     runAnalyze},
+    {"plan",
+     "plan MODEL [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
+     "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective O] [--allocation uniform|global|depth]\n"
+     "                  [--allocation-error balanced|matrix] [-o PLAN.json] [--threads N] [--json]",
+     "each tensor's bits, bytes and error as compress would choose them, and the file's size, without compressing",
+     runPlan},
     {"compress",
      "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4]\n"
@@ -25,7 +34,7 @@ constexpr std::array<Command, 10> kCommands{{
      "                  [--calibration none|self | --calibration-text FILE]\n"
      "                  [--calibration-texts N] [--calibration-length N] [--calibration-seed S]\n"
      "                  [--calibration-inputs auto|shift|original|compressed]\n"
-     "                  [--scales FILE.safetensors] [--threads N]\n"
+     "                  [--scales FILE.safetensors] [--plan PLAN.json] [--threads N]\n"
      "                  [--json] [--verbose] [--quiet]",
      "compress a model into one .eqz file (default: 3.0 effective bits per weight, FP8 codes, ecsq-mse, depth)",
      runCompress},
@@ -72,6 +81,24 @@ void printHelp(std::FILE* out) {
 
 }  // namespace
 
+namespace eq::cli {
+
+std::string settingFlag(Setting setting) {
+  switch (setting) {
+    case Setting::LayerRule: return "--layer-bits ";  // the message starts with the rule in quotes
+    case Setting::SelfCalibration: return "--calibration self: ";
+    case Setting::TextCalibration: return "--calibration-text: ";
+    case Setting::CalibrationInputs: return "--calibration-inputs: ";
+    case Setting::MeasuredAllocation: return "--allocation measured: ";
+    case Setting::GivenScales:  // the messages name the scales file
+    case Setting::Plan:         // and the plan file
+    case Setting::None: break;
+  }
+  return "";
+}
+
+}  // namespace eq::cli
+
 int main(int argc, char** argv) {
   eq::keepFreedBuffers();
   if (argc < 2) {
@@ -105,7 +132,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "entquant {}: {}\nusage: entquant {}\n", command->name, e.what(), command->usage);
     return kExitUsage;
   } catch (const eq::Error& e) {
-    fmt::print(stderr, "entquant {}: {}\n", command->name, e.what());
+    fmt::print(stderr, "entquant {}: {}{}\n", command->name, settingFlag(e.setting()), e.what());
     return e.code() == eq::Errc::Cancelled ? kExitCancelled : kExitFailure;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "entquant {}: out of memory\n", command->name);

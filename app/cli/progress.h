@@ -2,6 +2,8 @@
 // a terminal at most 10 times a second, and a cancel flag set by Ctrl-C (SIGINT/SIGTERM) that core jobs poll.
 #pragma once
 
+#include "common/progress.h"
+
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -18,9 +20,12 @@ class ProgressLine {
   void finish();
 
  private:
-  bool enabled_, tty_, open_ = false;
-  std::chrono::steady_clock::time_point last_{};
+  bool enabled_, tty_, open_ = false, printed_ = false;
+  std::chrono::steady_clock::time_point start_, last_{};
 };
+
+// A core job's progress (any phase) on the line: "[ 12/291] model.layers.3.mlp.up_proj.weight  410 MB/s  ETA 12 s".
+ProgressFn progressPrinter(ProgressLine& line);
 
 // Installs the handlers once; keepGoing() turns false after the first Ctrl-C (a second one kills the process).
 void installCancelHandlers();

@@ -26,8 +26,26 @@ const char* errcName(Errc code) {
   return "unknown";
 }
 
+const char* settingName(Setting setting) {
+  switch (setting) {
+    case Setting::None: return "none";
+    case Setting::LayerRule: return "layer_rule";
+    case Setting::GivenScales: return "given_scales";
+    case Setting::SelfCalibration: return "self_calibration";
+    case Setting::TextCalibration: return "text_calibration";
+    case Setting::CalibrationInputs: return "calibration_inputs";
+    case Setting::MeasuredAllocation: return "measured_allocation";
+    case Setting::Plan: return "plan";
+  }
+  return "none";
+}
+
 Error Error::withContext(std::string_view context) const {
-  return Error(code_, fmt::format("{}: {}", context, what()));
+  return Error(code_, fmt::format("{}: {}", context, what()), setting_);
+}
+
+Error Error::about(Setting setting) const {
+  return Error(code_, what(), setting_ == Setting::None ? setting : setting_);
 }
 
 void failErrno(int err, std::string_view what) {

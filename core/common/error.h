@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -31,15 +32,34 @@ enum class Errc : int {
 
 const char* errcName(Errc code);
 
+// The setting of a job an error concerns, where it concerns one. Core messages do not name command-line flags:
+// the CLI puts the flag in front ("--calibration self: model: ..."), the GUI names its control. Append only.
+enum class Setting : std::uint8_t {
+  None,
+  LayerRule,           // a per-tensor bits rule (CLI --layer-bits)
+  GivenScales,         // a file of given log2 row scales (--scales)
+  SelfCalibration,     // calibration on text the model writes (--calibration self)
+  TextCalibration,     // calibration on the user's text (--calibration-text)
+  CalibrationInputs,   // whose layer inputs calibration uses (--calibration-inputs)
+  MeasuredAllocation,  // sensitivities measured on the model's text (--allocation measured)
+  Plan,                // a saved plan (--plan)
+};
+const char* settingName(Setting setting);  // "layer_rule", "given_scales", ...
+
 class Error : public std::runtime_error {
  public:
-  Error(Errc code, std::string message) : std::runtime_error(std::move(message)), code_(code) {}
+  Error(Errc code, std::string message, Setting setting = Setting::None)
+      : std::runtime_error(std::move(message)), code_(code), setting_(setting) {}
   Errc code() const noexcept { return code_; }
+  Setting setting() const noexcept { return setting_; }
   // The same error with "context: " in front, for errors that cross a stage boundary.
   Error withContext(std::string_view context) const;
+  // The same error, marked as concerning `setting` unless it already names one (the innermost is the most precise).
+  Error about(Setting setting) const;
 
  private:
   Errc code_;
+  Setting setting_ = Setting::None;
 };
 
 template <typename... Args>

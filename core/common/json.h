@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace eq {
 
@@ -16,5 +19,28 @@ nlohmann::json parseJson(std::string_view text, std::string_view subject);
 // nlohmann::json's message without its tag: "key 'normalizers' not found" for
 // "[json.exception.out_of_range.403] key 'normalizers' not found".
 std::string_view jsonProblem(const nlohmann::json::exception& e);
+
+// Typed members of a JSON object from a file the user may have edited: each getter throws Error(InvalidJson)
+// "<label>: \"key\" is missing" or "... is not a string / number / ..." instead of nlohmann's type_error.
+class JsonReader {
+ public:
+  JsonReader(const nlohmann::json& object, std::string label);
+  bool has(const char* key) const;
+  std::string string(const char* key) const;
+  double number(const char* key) const;
+  std::int64_t integer(const char* key) const;
+  std::uint64_t unsignedInteger(const char* key) const;
+  bool boolean(const char* key) const;
+  std::vector<std::int64_t> integers(const char* key) const;
+  const nlohmann::json& array(const char* key) const;
+  const nlohmann::json& object(const char* key) const;
+  const std::string& label() const { return label_; }
+
+ private:
+  const nlohmann::json& member(const char* key) const;
+  [[noreturn]] void wrong(const char* key, const char* what) const;
+  const nlohmann::json& j_;
+  std::string label_;
+};
 
 }  // namespace eq

@@ -87,7 +87,7 @@ std::uint64_t extractionBudget(const fs::path& dest) {
 }
 
 void extractArchive(const fs::path& archivePath, const fs::path& dest, const std::function<bool()>& keepGoing,
-                    std::optional<std::uint64_t> maxBytes) {
+                    std::optional<std::uint64_t> maxBytes, const ProgressFn& progressFn) {
   const std::string label = archivePath.string();
   const std::uint64_t budget = maxBytes ? *maxBytes : extractionBudget(dest);
   std::uint64_t written = 0;  // by all entries so far
@@ -106,6 +106,16 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
   }
   auto stop = [&] {
     if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "{}: extraction cancelled", label);
+  };
+  std::error_code sizeError;
+  const std::uint64_t archiveBytes = fs::file_size(archivePath, sizeError);
+  PhaseProgress progress(progressFn, Phase::Extract, Unit::Bytes, 1, sizeError ? 0 : archiveBytes);
+  std::uint64_t reported = 0;
+  auto report = [&](const std::string& entryName, bool force) {
+    const auto read = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_filter_bytes(a.get(), -1), 0));
+    if (!progress.enabled() || (!force && read < reported + (4u << 20))) return;
+    reported = read;
+    progress.report(0, std::min(read, archiveBytes), entryName);
   };
   struct archive_entry* entry = nullptr;
   std::array<char, 1 << 16> buf;
@@ -132,6 +142,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
     }
     if (type != AE_IFREG)
       fail(Errc::UnsafeArchive, "{}: entry \"{}\" is not a regular file or folder", label, name);
+    report(name, true);
     if (archive_entry_size_is_set(entry)) {
       const auto declared = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(entry), 0));
       if (declared > budget - written)
@@ -157,6 +168,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
         written += static_cast<std::uint64_t>(n);
         writeAll(fd, buf.data(), static_cast<std::size_t>(n), target);
         stop();
+        report(name, false);
       }
     } catch (...) {
       ::close(fd);
@@ -164,6 +176,7 @@ void extractArchive(const fs::path& archivePath, const fs::path& dest, const std
     }
     if (::close(fd) != 0) failErrno(errno, target.string());
   }
+  if (progress.enabled()) progress.report(1, archiveBytes, {}, true);
 }
 
 }  // namespace eq

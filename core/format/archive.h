@@ -2,6 +2,8 @@
 // anything is written: no absolute paths, no "..", no links or devices, so nothing escapes the target folder.
 #pragma once
 
+#include "common/progress.h"
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -31,12 +33,14 @@ class TempDir {
 std::uint64_t extractionBudget(const std::filesystem::path& dest);
 
 // Extracts `archive` into the existing, empty folder `dest`. `keepGoing` (optional) is asked between entries and
-// blocks; returning false cancels with Error(Cancelled). At most `maxBytes` (default: extractionBudget(dest)) are
+// blocks; returning false cancels with Error(Cancelled). `progress` (optional): Phase::Extract, the archive's bytes
+// read so far of its size, and the entry being unpacked, at each entry and every 4 MiB. At most `maxBytes` (default: extractionBudget(dest)) are
 // written: an entry whose declared size would pass it is refused before any of it is written, and one that grows
 // past it (a declared size that lies, or none) is refused when it does, with Error(NoSpace). Throws
 // Error(UnsafeArchive / Unsupported / Corrupt / Io / NoSpace) naming the archive and the entry; what was written
 // stays in `dest` for its owner (a TempDir) to remove.
 void extractArchive(const std::filesystem::path& archive, const std::filesystem::path& dest,
-                    const std::function<bool()>& keepGoing = {}, std::optional<std::uint64_t> maxBytes = {});
+                    const std::function<bool()>& keepGoing = {}, std::optional<std::uint64_t> maxBytes = {},
+                    const ProgressFn& progress = {});
 
 }  // namespace eq

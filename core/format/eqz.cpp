@@ -106,7 +106,9 @@ std::uint64_t EqzTensor::storedBytes() const {
 
 std::span<const std::byte> EqzFile::sectionBytes(const EqzTensor& t, const char* key) const {
   const EqzSection* s = t.section(key);
-  if (!s) fail(Errc::Corrupt, "{}: tensor \"{}\" ({}) has no \"{}\" section", path().string(), t.name, t.encoding, key);
+  if (!s)
+    fail(Errc::Corrupt, "{}: tensor \"{}\" ({}) has no \"{}\" section", path().string(), t.name,
+         encodingName(t.encoding), key);
   return bytes(*s);
 }
 
@@ -170,7 +172,11 @@ EqzFile EqzFile::open(const std::filesystem::path& path) {
     const auto dt = parseDType(t["dtype"].get<std::string>());
     if (!dt) fail(Errc::UnknownDtype, "{}: tensor \"{}\": unknown dtype \"{}\"", label, et.name, t["dtype"].get<std::string>());
     et.dtype = *dt;
-    et.encoding = t["encoding"].get<std::string>();
+    const auto encoding = parseEncoding(t["encoding"].get<std::string>());
+    if (!encoding)
+      fail(Errc::Unsupported, "{}: tensor \"{}\": unknown encoding \"{}\" (written by a newer version?)", label,
+           et.name, t["encoding"].get<std::string>());
+    et.encoding = *encoding;
     if (t.contains("code_format") && t["code_format"].is_string()) et.codeFormat = t["code_format"].get<std::string>();
     for (const auto& [key, sj] : t["sections"].items()) {
       const std::string what = fmt::format("section \"{}\" of tensor \"{}\"", key, et.name);
@@ -194,6 +200,18 @@ EqzFile EqzFile::open(const std::filesystem::path& path) {
     if (all[i].first.offset < all[i - 1].first.offset + all[i - 1].first.bytes)
       fail(Errc::Corrupt, "{}: {} overlaps {}", label, all[i].second, all[i - 1].second);
   return f;
+}
+
+namespace {
+constexpr std::string_view kEncodingNames[] = {"raw", "entquant", "rtn4", "rtn3", "rtn2", "nf4"};
+}
+
+std::string_view encodingName(Encoding e) { return kEncodingNames[static_cast<std::size_t>(e)]; }
+
+std::optional<Encoding> parseEncoding(std::string_view name) {
+  for (std::size_t i = 0; i < std::size(kEncodingNames); ++i)
+    if (kEncodingNames[i] == name) return static_cast<Encoding>(i);
+  return std::nullopt;
 }
 
 std::optional<ModelConfig> eqzModelConfig(const EqzFile& file) {

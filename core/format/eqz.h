@@ -45,11 +45,16 @@ class EqzWriter {
   AtomicFile file_;
 };
 
+// How a tensor is stored: as it was (raw), as EntQuant codes, or as a classic baseline (docs/FORMAT.md).
+enum class Encoding : std::uint8_t { Raw, EntQuant, Rtn4, Rtn3, Rtn2, Nf4 };
+std::string_view encodingName(Encoding encoding);  // "raw", "entquant", "rtn4", "rtn3", "rtn2", "nf4"
+std::optional<Encoding> parseEncoding(std::string_view name);
+
 struct EqzTensor {
   std::string name;
   std::vector<std::int64_t> shape;
   DType dtype = DType::BF16;     // the original checkpoint dtype
-  std::string encoding;          // "raw", "entquant", or a baseline ("rtn4", "rtn3", "rtn2", "nf4")
+  Encoding encoding = Encoding::Raw;
   std::string codeFormat;        // entquant: "fp8" | "int8"
   std::vector<std::pair<std::string, EqzSection>> sections;  // raw: "data"; entquant: "stream", "scales"; baseline: "payload"
   nlohmann::json stats;

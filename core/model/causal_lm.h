@@ -4,6 +4,7 @@
 // and Gemma 2, all in llama_family.cpp (one class with per-family switches).
 #pragma once
 
+#include "common/progress.h"
 #include "model/weight_source.h"
 
 #include <cstdint>
@@ -29,9 +30,9 @@ struct BlockProgress {
 struct LoadOptions {
   std::int64_t contextLength = 4096;  // KV cache positions (clamped to max_position_embeddings)
   // Asked before each block is loaded; false: Error(Cancelled) "loading cancelled".
-  std::function<bool()> keepGoing;
-  // After each block: blocks loaded so far and in all (an .eqz file's blocks are rANS-decoded here).
-  std::function<void(std::int64_t done, std::int64_t total)> progress;
+  KeepGoingFn keepGoing;
+  // Phase::Load after each block, in blocks (an .eqz file's blocks are rANS-decoded here).
+  ProgressFn progress;
 };
 
 // Sees the input of the compressible linear layers on every forward pass, before the product (calibration,

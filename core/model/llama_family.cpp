@@ -65,10 +65,11 @@ class LlamaFamily final : public CausalLM {
     } else if (!cfg_.tieWordEmbeddings) {
       fail(Errc::MissingTensor, "{}: no {} and the embeddings are not tied", ws.label(), headName);
     }
+    PhaseProgress progress(o.progress, Phase::Load, Unit::Blocks, static_cast<std::uint64_t>(cfg_.numLayers));
     for (std::int64_t l = 0; l < cfg_.numLayers; ++l) {
       if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "loading cancelled");
       blocks_.push_back(loadBlock(ws, l));
-      if (o.progress) o.progress(l + 1, cfg_.numLayers);
+      progress.report(static_cast<std::uint64_t>(l + 1));
     }
     cache_.allocate();
   }

@@ -68,7 +68,7 @@ std::unique_ptr<ModelSource> ModelSource::open(const fs::path& path, const OpenO
   } else if (isArchivePath(path)) {
     src->kind_ = SourceKind::Archive;
     src->temp_ = std::make_unique<TempDir>("entquant-archive");
-    extractArchive(path, src->temp_->path(), options.keepGoing);
+    extractArchive(path, src->temp_->path(), options.keepGoing, std::nullopt, options.progress);
     src->openFolder(findModelRoot(src->temp_->path(), path));
   } else {
     fail(Errc::Unsupported, "{}: not a model folder, .safetensors file or archive (.zip, .tar, .tar.gz, .tar.xz, "

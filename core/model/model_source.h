@@ -2,6 +2,7 @@
 // file, or an archive of a model folder. Everything is validated before use; tensors stay memory-mapped.
 #pragma once
 
+#include "common/progress.h"
 #include "format/archive.h"
 #include "format/model_config.h"
 #include "format/safetensors.h"
@@ -27,7 +28,8 @@ struct ModelTensor {
 };
 
 struct OpenOptions {
-  std::function<bool()> keepGoing;  // asked while extracting archives; false cancels with Error(Cancelled)
+  KeepGoingFn keepGoing;  // asked while extracting archives; false cancels with Error(Cancelled)
+  ProgressFn progress;    // Phase::Extract while an archive is unpacked
 };
 
 class ModelSource {

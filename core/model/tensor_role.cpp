@@ -43,6 +43,12 @@ std::string_view roleName(TensorRole role) {
   return "other";
 }
 
+std::optional<TensorRole> parseRole(std::string_view name) {
+  for (int r = 0; r <= static_cast<int>(TensorRole::Other); ++r)
+    if (roleName(static_cast<TensorRole>(r)) == name) return static_cast<TensorRole>(r);
+  return std::nullopt;
+}
+
 TensorClass classifyTensor(std::string_view name, const std::vector<std::int64_t>& shape, DType dtype) {
   const NamingScheme& n = namingScheme();
   const auto parts = tensorNameParts(name);

@@ -5,6 +5,7 @@
 #include "format/dtype.h"
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -26,6 +27,7 @@ enum class TensorRole {
 };
 
 std::string_view roleName(TensorRole role);
+std::optional<TensorRole> parseRole(std::string_view name);  // a roleName
 
 struct TensorClass {
   TensorRole role = TensorRole::Other;

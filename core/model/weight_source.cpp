@@ -69,7 +69,10 @@ class CheckpointWeights final : public WeightSource {
 
 class EqzWeights final : public WeightSource {
  public:
-  EqzWeights(EqzFile file, ThreadPool& pool) : file_(std::move(file)), pool_(pool) {
+  EqzWeights(std::unique_ptr<const EqzFile> owned, ThreadPool& pool) : EqzWeights(*owned, pool) {
+    owned_ = std::move(owned);
+  }
+  EqzWeights(const EqzFile& file, ThreadPool& pool) : file_(file), pool_(pool) {
     const auto cfg = eqzModelConfig(file_);
     if (!cfg) fail(Errc::BadConfig, "{}: holds no config.json, so the model cannot be run", label());
     config_ = *cfg;
@@ -84,7 +87,7 @@ class EqzWeights final : public WeightSource {
   }
   Linear linear(const std::string& name) const override {
     const EqzTensor& t = get(name);
-    if (t.encoding != "entquant") {
+    if (t.encoding != Encoding::EntQuant) {
       DType dt;
       const auto bytes = decodeTensor(file_, t, &pool_, dt);
       return toLinear(bytes, dt, t.shape, what(name));
@@ -124,7 +127,8 @@ class EqzWeights final : public WeightSource {
         fail(Errc::Corrupt, "{}: section \"{}\" fails its checksum; the file is corrupt", what(name), key);
     return t;
   }
-  EqzFile file_;
+  std::unique_ptr<const EqzFile> owned_;
+  const EqzFile& file_;
   ThreadPool& pool_;
   ModelConfig config_;
   std::map<std::string, std::size_t> byName_;
@@ -136,8 +140,12 @@ std::unique_ptr<WeightSource> WeightSource::of(const ModelSource& source) {
   return std::make_unique<CheckpointWeights>(source);
 }
 
+std::unique_ptr<WeightSource> WeightSource::of(const EqzFile& file, ThreadPool& pool) {
+  return std::make_unique<EqzWeights>(file, pool);
+}
+
 std::unique_ptr<WeightSource> WeightSource::open(const std::filesystem::path& path, ThreadPool& pool) {
-  if (isEqzPath(path)) return std::make_unique<EqzWeights>(EqzFile::open(path), pool);
+  if (isEqzPath(path)) return std::make_unique<EqzWeights>(std::make_unique<const EqzFile>(EqzFile::open(path)), pool);
   return std::make_unique<CheckpointWeights>(ModelSource::open(path));
 }
 

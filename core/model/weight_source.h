@@ -21,6 +21,8 @@ class WeightSource {
   static std::unique_ptr<WeightSource> open(const std::filesystem::path& path, ThreadPool& pool);
   // An original checkpoint already open; `source` must outlive the result.
   static std::unique_ptr<WeightSource> of(const ModelSource& source);
+  // An .eqz file already open; `file` and `pool` must outlive the result.
+  static std::unique_ptr<WeightSource> of(const EqzFile& file, ThreadPool& pool);
   virtual ~WeightSource() = default;
 
   virtual const ModelConfig& config() const = 0;

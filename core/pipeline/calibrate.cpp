@@ -40,6 +40,7 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
   const auto bos = weights.config().bosTokenId;
   std::vector<std::vector<std::int32_t>> texts(static_cast<std::size_t>(o.sequences));
   std::int64_t written = 0;
+  PhaseProgress progress(o.progress, Phase::Calibrate, Unit::Tokens, static_cast<std::uint64_t>(total));
   struct Reset {
     model::CausalLM& lm;
     ~Reset() { lm.reset(); }  // the batch's caches go, also on cancel or error
@@ -66,7 +67,7 @@ std::vector<std::vector<std::int32_t>> writeTexts(const model::WeightSource& wei
       });
       for (std::int64_t b = 0; b < n; ++b) texts[static_cast<std::size_t>(s0 + b)].push_back(step[b]);
       written += n;
-      if (o.progress) o.progress(done + written, total);
+      progress.report(static_cast<std::uint64_t>(done + written));
       if (len + 1 < o.length) logits = lm.forwardBatch(step);  // the last tokens' predictions are not needed
     }
   }
@@ -137,13 +138,15 @@ SelfCalibration::SelfCalibration(const ModelSource& source, ThreadPool& pool, co
                     : CalibrationOptions::Inputs::Original;
   const bool shift = o_.inputs == CalibrationOptions::Inputs::Shift;
   if (shift && cfg.numExperts > 0)
-    fail(Errc::Unsupported, "{}: --calibration-inputs shift does not support mixture-of-experts models (the "
-         "compressed model may route a token to other experts than the original); use original", label_);
+    throw Error(Errc::Unsupported,
+                fmt::format("{}: the shift inputs do not support mixture-of-experts models (the compressed model may "
+                            "route a token to other experts than the original); choose the original inputs", label_),
+                Setting::CalibrationInputs);
   const std::uint64_t needed = (shift ? 2 : 1) * (blockGramBytes(cfg) + hiddenBytes) + (shift ? lm_->weightBytes() : 0);
   if (needed > budget_)
     fail(Errc::InvalidArgument,
          "{}: calibration statistics would need {} of memory, more than the budget of {}; compress without "
-         "--calibration or with fewer --calibration-texts",
+         "calibration or with fewer calibration texts",
          label_, formatBytes(needed), formatBytes(budget_));
   budget_ -= (shift ? 2 : 1) * hiddenBytes + (shift ? lm_->weightBytes() : 0);
   // Passes that go on from the last one's stage (resumePasses) keep per token at most the attention output, the
@@ -203,7 +206,7 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
         if (bytes + b > budget_)
           fail(Errc::InvalidArgument,
                "{}: calibration statistics need at least {} of memory, more than the budget of {}; compress without "
-               "--calibration",
+               "calibration",
                label_, formatBytes(bytes + b), formatBytes(budget_));
         bytes += b;
         auto g = std::make_shared<quant::InputGram>(cols);
@@ -217,8 +220,10 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
       auto in = originalInputs.find(*names.front());
       const auto count = static_cast<std::size_t>(n * cols);
       if (in == originalInputs.end() || in->second.second + count > in->second.first.size())
-        fail(Errc::Unsupported, "{}: --calibration-inputs shift needs the same layer inputs in the original and the "
-             "compressed model (mixture-of-experts routing differs)", label_);
+        throw Error(Errc::Unsupported,
+                    fmt::format("{}: the shift inputs need the same layer inputs in the original and the compressed "
+                                "model (mixture-of-experts routing differs)", label_),
+                    Setting::CalibrationInputs);
       it->second->addShift(in->second.first.data() + in->second.second, x, n, &pool_);
       in->second.second += count;
     });
@@ -262,8 +267,15 @@ void SelfCalibration::gather(std::int64_t layer, bool observe, bool inPlace, int
       data = copy.data();
     }
     lm_->runLayer(layer, data, n, stopAfterStage, resume_ ? &progress_[t] : nullptr);
-    if (o_.passProgress)
-      o_.passProgress(layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size()));
+    if (o_.progress) {
+      Progress p;
+      p.phase = Phase::Calibrate;
+      p.unit = Unit::Texts;
+      p.done = t + 1;
+      p.total = hidden_.size();
+      p.pass = {layer, passes_ + 1, static_cast<std::int64_t>(t + 1), static_cast<std::int64_t>(hidden_.size())};
+      o_.progress(p);
+    }
   }
   passes_ = inPlace ? 0 : passes_ + 1;  // in place: the texts move on to the next block
   if (observe) {

@@ -5,8 +5,9 @@
 // enters: the statistics come from the model alone.
 #pragma once
 
-#include "model/model_source.h"
+#include "common/progress.h"
 #include "model/causal_lm.h"
+#include "model/model_source.h"
 #include "quant/error_feedback.h"
 #include "text/tokenizer.h"
 
@@ -54,11 +55,11 @@ struct CalibrationOptions {
   // Costs 4 x tokens x max(q width, 2 hidden, hidden + MLP width) bytes per model; where that does not fit the
   // memory budget beside the statistics, the passes run from the input. Same statistics either way (tested).
   bool resumePasses = true;
-  std::function<bool()> keepGoing;  // asked on the calling thread; false: Error(Cancelled)
-  std::function<void(std::int64_t done, std::int64_t total)> progress;  // tokens written
-  // Texts run through a block so far (after each text of each pass; `pass` counts the block's passes from 1), on
-  // the calling thread: a block's passes can take long inside one weight's compression.
-  std::function<void(std::int64_t block, int pass, std::int64_t done, std::int64_t texts)> passProgress;
+  KeepGoingFn keepGoing;  // asked on the calling thread; false: Error(Cancelled)
+  // On the calling thread: Phase::Calibrate in tokens while the model writes its texts; then, after each text of
+  // each pass over a block (a block's passes can take long inside one weight's compression), Unit::Texts with
+  // Progress::pass naming the block and the pass (from 1).
+  ProgressFn progress;
 };
 
 // Calibration block by block. The constructor loads the model in the CPU engine, checks the memory budget, lets

@@ -2,9 +2,9 @@
 
 #include "codec/rans.h"
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "common/numerics.h"
 #include "common/regex.h"
-#include "common/mapped_file.h"
 #include "common/thread_pool.h"
 #include "format/eqz.h"
 #include "format/safetensors.h"
@@ -12,7 +12,6 @@
 #include "pipeline/sensitivity.h"
 #include "quant/baseline.h"
 #include "quant/error_feedback.h"
-#include "quant/row_scale_search.h"
 #include "text/tokenizer.h"
 
 #include <fmt/ranges.h>
@@ -23,10 +22,11 @@
 #include <ctime>
 #include <map>
 #include <numeric>
-#include <queue>
 
 namespace eq {
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 // An error while working on one tensor: a cancel becomes the job's "compression cancelled"; anything else gets the
 // input's path and the tensor's name.
@@ -35,7 +35,11 @@ namespace {
   throw e.withContext(fmt::format("{}: tensor \"{}\"", source.input().string(), tensor));
 }
 
-using Clock = std::chrono::steady_clock;
+// The same for an optional step of the job (calibration, measured sensitivities): marked with its setting.
+[[noreturn]] void rethrowFor(const Error& e, Setting setting) {
+  if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+  throw e.about(setting);
+}
 
 std::string isoNow() {
   const std::time_t t = std::time(nullptr);
@@ -44,36 +48,26 @@ std::string isoNow() {
   return buf;
 }
 
-std::string_view allocationName(CompressOptions::Allocation a) {
-  switch (a) {
-    case CompressOptions::Allocation::Global: return "global";
-    case CompressOptions::Allocation::Depth: return "depth";
-    case CompressOptions::Allocation::Measured: return "measured";
-    default: return "uniform";
-  }
+// Calibration applies to EntQuant with a search.
+CalibrationSource effectiveCalibration(const PlanSettings& s, const CompressOptions& o) {
+  return s.method == Method::EntQuant && !s.givenScales ? o.calibration : CalibrationSource::None;
 }
 
-std::string_view calibrationName(const CompressOptions& o) {
-  if (o.method != "entquant" || !o.scalesFile.empty()) return "none";
-  switch (o.calibration) {
-    case CompressOptions::Calibration::Self: return "self";
-    case CompressOptions::Calibration::Text: return "text";
-    default: return "none";
-  }
-}
-
-// --calibration-text: the file's text cut into calibration texts with the model's own tokenizer.
+// Calibration on the user's text: the file cut into calibration texts with the model's own tokenizer.
 std::vector<std::vector<std::int32_t>> textCalibration(const ModelSource& source, const CompressOptions& o) {
   const std::string file = o.calibrationFile.string();
   std::optional<MappedFile> f;
   try {
     f.emplace(o.calibrationFile);
   } catch (const Error& e) {
-    throw e.withContext("--calibration-text");
+    throw e.about(Setting::TextCalibration);
   }
   const std::filesystem::path tokenizer = source.root() / "tokenizer.json";
   if (!std::filesystem::exists(tokenizer))
-    fail(Errc::NotFound, "{}: no tokenizer.json; --calibration-text needs the model's tokenizer", source.input().string());
+    throw Error(Errc::NotFound,
+                fmt::format("{}: no tokenizer.json; calibrating on a text needs the model's tokenizer",
+                            source.input().string()),
+                Setting::TextCalibration);
   const text::Tokenizer tok = text::Tokenizer::fromFile(tokenizer);
   const auto& cfg = source.config();
   std::int64_t length = o.calibrationOptions.length;
@@ -85,46 +79,27 @@ std::vector<std::vector<std::int32_t>> textCalibration(const ModelSource& source
                             o.calibrationOptions.sequences, bos, file);
 }
 
-std::string objectiveLabel(const CompressOptions& o) {
-  return o.scalesFile.empty() ? std::string(quant::objectiveName(o.objective)) : "given-scales";
-}
-
-nlohmann::json settingsJson(const CompressOptions& o, const std::string& calibrationInputs) {
+// The settings member of the file's index.
+nlohmann::json settingsJson(const PlanSettings& s, const CompressOptions& o, const std::string& calibrationInputs) {
   nlohmann::json rules = nlohmann::json::array();
-  for (const auto& r : o.layerRules)
+  for (const auto& r : s.rules)
     rules.push_back({{"pattern", r.pattern}, {"bits", r.bits ? nlohmann::json(*r.bits) : nlohmann::json("keep")}});
-  nlohmann::json j{{"method", o.method},
-          {"code_format", std::string(quant::codeFormatName(o.format))},
-          {"mode", o.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
-          {"allocation", std::string(allocationName(o.allocation))},
-          {"objective", objectiveLabel(o)},
-          {"calibration", std::string(calibrationName(o))},
-          {"value", o.target.value},
-          {"layer_bits", rules},
-          {"segment_symbols", o.segmentSymbols}};
+  const CalibrationSource calibration = effectiveCalibration(s, o);
+  nlohmann::json j{{"method", std::string(methodName(s.method))},
+                   {"code_format", std::string(quant::codeFormatName(s.format))},
+                   {"mode", s.target.mode == quant::RateTarget::Mode::Bits ? "bits" : "lambda"},
+                   {"allocation", std::string(allocationName(s.allocation))},
+                   {"objective", s.givenScales ? "given-scales" : std::string(quant::objectiveName(s.objective))},
+                   {"calibration", std::string(calibrationName(calibration))},
+                   {"value", s.target.value},
+                   {"layer_bits", rules},
+                   {"segment_symbols", s.segmentSymbols}};
   if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
-  if (calibrationName(o) == "text") j["calibration_file"] = o.calibrationFile.string();
-  if (calibrationName(o) == "self") j["calibration_seed"] = o.calibrationOptions.seed;
-  if (o.allocation == CompressOptions::Allocation::Global || o.allocation == CompressOptions::Allocation::Depth)
-    j["allocation_error"] = o.balancedAllocation ? "balanced" : "matrix";
+  if (calibration == CalibrationSource::Text) j["calibration_file"] = o.calibrationFile.string();
+  if (calibration == CalibrationSource::Self) j["calibration_seed"] = o.calibrationOptions.seed;
+  if (s.allocation == Allocation::Global || s.allocation == Allocation::Depth)
+    j["allocation_error"] = s.balancedAllocation ? "balanced" : "matrix";
   return j;
-}
-
-// The target of one compressible tensor: the last matching rule, else its allocated bits, else the global target.
-// `ruled` tells whether a rule decided it.
-std::optional<quant::RateTarget> targetFor(const std::string& name, const CompressOptions& o,
-                                           const std::vector<Regex>& rules,
-                                           const std::map<std::string, double>& allocated, bool* ruled = nullptr) {
-  std::optional<quant::RateTarget> t = o.target;
-  if (const auto it = allocated.find(name); it != allocated.end()) t->value = it->second;
-  if (ruled) *ruled = false;
-  for (std::size_t i = 0; i < rules.size(); ++i)
-    if (rules[i].search(name)) {
-      if (ruled) *ruled = true;
-      if (!o.layerRules[i].bits) t.reset();
-      else t = quant::RateTarget{quant::RateTarget::Mode::Bits, *o.layerRules[i].bits};
-    }
-  return t;
 }
 
 // A compressed tensor as the engine multiplies with it: its codes decoded once more, its bf16 scales as floats.
@@ -141,112 +116,15 @@ model::Linear codesLinear(const quant::QuantizedTensor& q, const std::string& na
   return l;
 }
 
-// Global (depth, measured) allocation: per-tensor bits targets with the same weighted mean as o.target, chosen at
-// equal slope mu of (sensitivity x relMSE) against bits (each tensor minimizes that + mu * bits on its measured
-// curve). `probe` (measured): each tensor quantized alone at the target, its KL divergence per unit relMSE is its
-// sensitivity. The sensitivities land in `sensitivities`.
-std::map<std::string, double> allocateBits(const ModelSource& source, const CompressOptions& o,
-                                           const std::vector<Regex>& rules, ThreadPool& pool, SensitivityProbe* probe,
-                                           std::map<std::string, double>& sensitivities,
-                                           const std::function<void(std::size_t, const std::string&)>& progress) {
-  struct Curve {
-    std::string name;
-    double weights, sensitivity;
-    std::vector<quant::RatePoint> points;
-  };
-  std::vector<Curve> curves;
-  const auto& tensors = source.tensors();
-  int layers = 0;
-  for (const auto& t : tensors) layers = std::max(layers, t.cls.layer + 1);
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const ModelTensor& t = tensors[i];
-    bool ruled = false;
-    if (!t.cls.compressible || !targetFor(t.info->name, o, rules, {}, &ruled) || ruled) continue;
-    if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "compression cancelled");
-    progress(i, t.info->name);
-    quant::QuantizeOptions qo;
-    qo.format = o.format;
-    qo.segmentSymbols = o.segmentSymbols;
-    qo.keepGoing = o.keepGoing;
-    qo.objective = o.objective;
-    const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
-    double sensitivity = o.allocation == CompressOptions::Allocation::Depth
-                             ? depthSensitivity(t.info->name, t.cls.layer, layers) : 1.0;
-    try {
-      if (probe) {
-        quant::QuantizeOptions po = qo;
-        po.target = o.target;
-        const quant::QuantizedTensor q = quant::quantizeTensor(m, po, pool);
-        const double kl = probe->kl(t.info->name, codesLinear(q, t.info->name, pool));
-        // KL per unit of relative MSE; a tensor whose probe changed nothing measurable still gets a small weight
-        sensitivity = std::max(kl, 1e-9) / std::max(q.relL2 * q.relL2, 1e-12);
-      }
-      curves.push_back({t.info->name, static_cast<double>(m.numel()), sensitivity, quant::rateCurve(m, qo, pool)});
-    } catch (const Error& e) {
-      rethrowForTensor(e, source, t.info->name);
-    }
-    sensitivities[t.info->name] = sensitivity;
-    source.release(t);
-  }
-  // Each curve's lower convex hull in (bits, relMSE); then the classic greedy for convex costs: start every tensor
-  // at its fewest bits and keep buying the hull edge with the steepest error drop per bit until the budget is
-  // spent, the last edge fractionally. This is the equal-slope optimum of sum weights * relMSE at fixed total bits.
-  std::vector<std::vector<quant::RowPoint>> hulls;
-  double total = 0, used = 0;
-  const bool balanced = o.balancedAllocation && o.allocation != CompressOptions::Allocation::Measured;
-  for (const auto& c : curves) {
-    std::vector<quant::RowPoint> pts;
-    for (std::size_t k = 0; k < c.points.size(); ++k)
-      pts.push_back({static_cast<std::int32_t>(k), c.sensitivity * (balanced ? c.points[k].relMseBalanced : c.points[k].relMse),
-                     c.points[k].bits});
-    quant::lowerHull(pts);
-    total += c.weights;
-    used += c.weights * pts.front().rate;
-    hulls.push_back(std::move(pts));
-  }
-  const double budget = o.target.value * total;
-  std::vector<double> bits;
-  std::vector<std::size_t> at(curves.size(), 0);
-  for (const auto& h : hulls) bits.push_back(h.front().rate);
-  using Edge = std::pair<double, std::size_t>;  // (error drop per bit, tensor)
-  std::priority_queue<Edge> edges;
-  auto pushNext = [&](std::size_t i) {
-    const auto& h = hulls[i];
-    if (at[i] + 1 < h.size())
-      edges.push({(h[at[i]].err - h[at[i] + 1].err) / (h[at[i] + 1].rate - h[at[i]].rate), i});
-  };
-  for (std::size_t i = 0; i < hulls.size(); ++i) pushNext(i);
-  while (!edges.empty() && used < budget) {
-    const std::size_t i = edges.top().second;
-    edges.pop();
-    const auto& h = hulls[i];
-    const double step = (h[at[i] + 1].rate - h[at[i]].rate) * curves[i].weights;
-    if (used + step > budget) {  // the last edge, partly
-      bits[i] += (budget - used) / curves[i].weights;
-      used = budget;
-      break;
-    }
-    used += step;
-    bits[i] = h[++at[i]].rate;
-    pushNext(i);
-  }
-  std::map<std::string, double> out;
-  for (std::size_t i = 0; i < curves.size(); ++i) out[curves[i].name] = std::clamp(bits[i], 0.5, 8.0);
-  return out;
-}
-
-// Reads and checks the given log2 scales of every tensor that will be compressed, before any work.
-std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& source, const CompressOptions& o,
-                                                          const std::vector<Regex>& rules) {
-  for (const auto& r : o.layerRules)
-    if (r.bits)
-      fail(Errc::InvalidArgument, "--layer-bits \"{}={}\": with --scales, rules can only keep tensors", r.pattern,
-           *r.bits);
-  const auto file = SafetensorsFile::open(o.scalesFile);
-  const std::string path = o.scalesFile.string();
+// Reads and checks the given log2 scales of every tensor the plan compresses, before any work.
+std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& source, const Plan& plan,
+                                                          const std::filesystem::path& scalesFile) {
+  const auto file = SafetensorsFile::open(scalesFile);
+  const std::string path = scalesFile.string();
   std::map<std::string, std::vector<float>> out;
-  for (const ModelTensor& t : source.tensors()) {
-    if (!t.cls.compressible || !targetFor(t.info->name, o, rules, {})) continue;
+  for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+    if (!plan.tensors[i].compress) continue;
+    const ModelTensor& t = source.tensors()[i];
     const std::string& name = t.info->name;
     const std::vector<std::int64_t> rowShape(t.info->shape.begin(), t.info->shape.end() - 1);
     std::int64_t rows = 1;
@@ -274,268 +152,270 @@ std::map<std::string, std::vector<float>> loadGivenScales(const ModelSource& sou
   return out;
 }
 
-}  // namespace
-
-LayerRule LayerRule::parse(const std::string& text) {
-  const auto eq = text.rfind('=');
-  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
-    fail(Errc::InvalidArgument, "--layer-bits \"{}\": expected REGEX=BITS or REGEX=keep", text);
-  LayerRule r;
-  r.pattern = text.substr(0, eq);
-  const std::string value = text.substr(eq + 1);
-  try {
-    Regex check(r.pattern);
-  } catch (const Error& e) {
-    throw e.withContext(fmt::format("--layer-bits \"{}\"", text));
+// The state of one compression: its thread pool, the calibration (which writes its texts before anything else and
+// then follows the compressor block by block) and the measured allocation's probe.
+class CompressJob {
+ public:
+  CompressJob(const ModelSource& source, const CompressOptions& o, const PlanSettings& settings)
+      : start_(Clock::now()), source_(source), o_(o), s_(settings), pool_(o.threads), calibration_(effectiveCalibration(settings, o)) {
+    if (!(s_.target.value > 0)) fail(Errc::InvalidArgument, "the rate target must be positive");
+    if (calibration_ != CalibrationSource::None) startCalibration();
   }
-  if (value == "keep") return r;
-  char* end = nullptr;
-  const double bits = std::strtod(value.c_str(), &end);
-  if (end != value.c_str() + value.size() || !(bits > 0 && bits <= 8))
-    fail(Errc::InvalidArgument, "--layer-bits \"{}\": bits must be a number in (0, 8] or \"keep\"", text);
-  r.bits = bits;
-  return r;
-}
 
-CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
-                              const CompressOptions& o) {
-  const auto start = Clock::now();
-  const bool entquant = o.method == "entquant";
-  const auto baseline = entquant ? std::nullopt : quant::parseBaselineMethod(o.method);
-  if (!entquant && !baseline)
-    fail(Errc::InvalidArgument, "unknown method \"{}\" (entquant, rtn4, rtn3, rtn2, nf4)", o.method);
-  if (o.target.value <= 0) fail(Errc::InvalidArgument, "the rate target must be positive");
-  std::vector<Regex> rules;
-  for (const auto& r : o.layerRules) rules.emplace_back(r.pattern);
-  auto cancelled = [&] { return o.keepGoing && !o.keepGoing(); };
+  ThreadPool& pool() { return pool_; }
 
-  const bool given = entquant && !o.scalesFile.empty();
-  const auto givenScales = given ? loadGivenScales(source, o, rules) : std::map<std::string, std::vector<float>>{};
-  ThreadPool pool(o.threads);
-  const CompressProgress* current = nullptr;  // the tensor being compressed, for the calibration's passes
-  const bool calibrate = entquant && !given && o.calibration != CompressOptions::Calibration::None;
-  // The model writing its texts (--calibration self, --allocation measured): tokens written so far.
-  auto writingProgress = [&](std::int64_t done, std::int64_t total) {
-    if (!o.progress) return;
-    CompressProgress p;
-    p.phase = "calibrate";
-    p.index = static_cast<std::size_t>(done);
-    p.count = static_cast<std::size_t>(total);
-    p.done = done == total;
-    p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    p.etaSeconds = done > 0 ? p.seconds * static_cast<double>(total - done) / static_cast<double>(done) : 0;
-    o.progress(p);
-  };
-  const char* calibrationFlag =
-      o.calibration == CompressOptions::Calibration::Text ? "--calibration-text" : "--calibration self";
-  std::unique_ptr<SelfCalibration> cal;
-  if (calibrate) {
-    CalibrationOptions co = o.calibrationOptions;
-    if (o.calibration == CompressOptions::Calibration::Text) co.texts = textCalibration(source, o);
-    co.keepGoing = o.keepGoing;
-    co.progress = writingProgress;
-    co.passProgress = [&](std::int64_t block, int pass, std::int64_t done, std::int64_t texts) {
-      if (!o.progress || !current) return;
-      CompressProgress p = *current;
-      p.detail = fmt::format("(calibration: block {} pass {}, {}/{} texts)", block, pass, done, texts);
-      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      o.progress(p);
-    };
-    try {
-      cal = std::make_unique<SelfCalibration>(source, pool, co);
-    } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(calibrationFlag);
-    }
-  }
-  // The statistics of a block's weight, gathered as the texts move through the blocks (pipeline/calibrate.h).
-  auto gramOf = [&](const std::string& name) -> std::shared_ptr<const quant::InputGram> {
-    if (!cal) return nullptr;
-    try {
-      return cal->gram(name);
-    } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext(calibrationFlag);
-    }
-  };
-  std::shared_ptr<const quant::InputGram> factoredGram;  // the input statistics `factored` belongs to
-  std::optional<quant::ErrorFeedback> factored;
-  std::map<std::string, double> allocated;
-  const bool global = o.allocation != CompressOptions::Allocation::Uniform && entquant && !given &&
-                      o.target.mode == quant::RateTarget::Mode::Bits;
-  // --allocation measured: the sensitivities are measured on the first of the calibration's texts, or on as many
+  // The measured allocation's sensitivities are measured on the first of the calibration's texts, or on as many
   // written for it alone.
-  std::unique_ptr<SensitivityProbe> probe;
-  std::map<std::string, double> sensitivities;
-  if (global && o.allocation == CompressOptions::Allocation::Measured) {
+  SensitivityProbe& probe() {
     try {
       std::vector<std::vector<std::int32_t>> texts;
-      if (cal) {
-        const auto& all = cal->texts();
+      if (cal_) {
+        const auto& all = cal_->texts();
         texts.assign(all.begin(), all.begin() + std::min<std::ptrdiff_t>(kSensitivityTexts, std::ssize(all)));
       } else {
-        CalibrationOptions co = o.calibrationOptions;
+        CalibrationOptions co = o_.calibrationOptions;
         co.sequences = std::min(co.sequences, kSensitivityTexts);
-        co.keepGoing = o.keepGoing;
-        co.progress = writingProgress;
-        texts = writeSelfTexts(source, pool, co);
+        co.keepGoing = o_.keepGoing;
+        co.progress = o_.progress;
+        texts = writeSelfTexts(source_, pool_, co);
       }
-      probe = std::make_unique<SensitivityProbe>(source, pool, std::move(texts), o.keepGoing,
-                                                 o.calibrationOptions.maxBytes);
+      probe_ = std::make_unique<SensitivityProbe>(source_, pool_, std::move(texts), o_.keepGoing,
+                                                  o_.calibrationOptions.maxBytes);
     } catch (const Error& e) {
-      if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
-      throw e.withContext("--allocation measured");
+      rethrowFor(e, Setting::MeasuredAllocation);
+    }
+    return *probe_;
+  }
+
+  CompressSummary execute(const Plan& plan, const std::filesystem::path& output);
+
+ private:
+  void startCalibration() {
+    CalibrationOptions co = o_.calibrationOptions;
+    if (calibration_ == CalibrationSource::Text) co.texts = textCalibration(source_, o_);
+    co.keepGoing = o_.keepGoing;
+    co.progress = [this](const Progress& p) {
+      if (p.pass.block < 0 || !current_) {
+        if (o_.progress) o_.progress(p);
+        return;
+      }
+      // a block's passes, while the tensor that needs them waits
+      current_->report(currentDone_, currentBytes_, currentName_, false, p.pass);
+    };
+    try {
+      cal_ = std::make_unique<SelfCalibration>(source_, pool_, co);
+    } catch (const Error& e) {
+      rethrowFor(e, calibrationSetting());
     }
   }
-  if (global)
-    allocated = allocateBits(source, o, rules, pool, probe.get(), sensitivities,
-                             [&](std::size_t i, const std::string& name) {
-      if (o.progress) {
-        CompressProgress p;
-        p.phase = "analyze";
-        p.index = i;
-        p.count = source.tensors().size();
-        p.tensor = name;
-        o.progress(p);
-      }
-    });
+
+  Setting calibrationSetting() const {
+    return calibration_ == CalibrationSource::Text ? Setting::TextCalibration : Setting::SelfCalibration;
+  }
+
+  // The statistics of a block's weight, gathered as the texts move through the blocks (pipeline/calibrate.h).
+  std::shared_ptr<const quant::InputGram> gramOf(const std::string& name) {
+    if (!cal_) return nullptr;
+    try {
+      return cal_->gram(name);
+    } catch (const Error& e) {
+      rethrowFor(e, calibrationSetting());
+    }
+  }
+
+  // One tensor of the plan: its sections appended, its report filled in. Returns its index entry.
+  nlohmann::json compressTensor(const ModelTensor& mt, const PlannedTensor& planned, EqzWriter& writer,
+                                TensorReport& tr);
+  nlohmann::json entquantTensor(const ModelTensor& mt, const PlannedTensor& planned, EqzWriter& writer,
+                                TensorReport& tr);
+  nlohmann::json baselineTensor(const ModelTensor& mt, quant::BaselineMethod method, EqzWriter& writer,
+                                TensorReport& tr);
+
+  Clock::time_point start_;
+  const ModelSource& source_;
+  const CompressOptions& o_;
+  PlanSettings s_;
+  ThreadPool pool_;
+  CalibrationSource calibration_;
+  std::unique_ptr<SelfCalibration> cal_;
+  std::unique_ptr<SensitivityProbe> probe_;
+  std::map<std::string, std::vector<float>> givenScales_;
+  std::shared_ptr<const quant::InputGram> factoredGram_;  // the input statistics `factored_` belongs to
+  std::optional<quant::ErrorFeedback> factored_;
+  // The tensor being compressed, for the calibration's pass progress.
+  PhaseProgress* current_ = nullptr;
+  std::uint64_t currentDone_ = 0, currentBytes_ = 0;
+  std::string currentName_;
+};
+
+nlohmann::json CompressJob::entquantTensor(const ModelTensor& mt, const PlannedTensor& planned, EqzWriter& writer,
+                                           TensorReport& tr) {
+  const TensorInfo& info = *mt.info;
+  quant::MatrixView m = quant::MatrixView::of(source_.data(mt), info.dtype, info.shape);
+  quant::QuantizeOptions qo;
+  qo.format = s_.format;
+  if (planned.target) qo.target = *planned.target;
+  qo.objective = s_.objective;
+  if (s_.givenScales) qo.log2Scales = givenScales_.at(info.name);
+  std::vector<float> shifted;  // calibration with shift inputs: the weights that make up for the inputs' shift
+  if (auto g = gramOf(info.name)) {
+    // (all zero where nothing before the layer has changed yet: block 0's q, k and v)
+    if (std::any_of(g->shift.begin(), g->shift.end(), [](double v) { return v != 0.0; })) {
+      shifted.resize(static_cast<std::size_t>(m.numel()));
+      for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, shifted.data() + r * m.cols);
+      quant::compensateInputShift(*g, shifted.data(), m.rows, 0.01, &pool_);
+      m = quant::MatrixView::of(std::as_bytes(std::span(shifted)), DType::F32, {m.rows, m.cols});
+    }
+    if (g != factoredGram_) {  // q, k and v (gate and up) share theirs: factor once
+      factored_.reset();
+      factoredGram_.reset();
+      factored_ = quant::ErrorFeedback::factor(*g, 0.01, &pool_);
+      factoredGram_ = std::move(g);
+    }
+    qo.errorFeedback = &*factored_;
+  }
+  qo.segmentSymbols = s_.segmentSymbols;
+  qo.keepGoing = o_.keepGoing;
+  const quant::QuantizedTensor q = quant::quantizeTensor(m, qo, pool_);
+  tr.encoding = Encoding::EntQuant;
+  const EqzSection stream = writer.addSection(q.stream);
+  const EqzSection scales = writer.addSection(std::as_bytes(std::span(q.scales)));
+  if (planned.target && planned.target->mode == quant::RateTarget::Mode::Bits && !s_.givenScales)
+    tr.targetBits = planned.target->value;
+  tr.lambda = q.lambda;
+  tr.entropyBits = q.entropyBits;
+  tr.distinctSymbols = q.distinctSymbols;
+  tr.relL1 = q.relL1;
+  tr.relL2 = q.relL2;
+  tr.targetClamped = q.targetClamped;
+  tr.sensitivity = planned.sensitivity;
+  if (cal_ && mt.cls.layer >= 0) cal_->replace(info.name, codesLinear(q, info.name, pool_));
+  return {{"code_format", std::string(quant::codeFormatName(s_.format))},
+          {"sections", {{"stream", stream.toJson()}, {"scales", scales.toJson()}}}};
+}
+
+nlohmann::json CompressJob::baselineTensor(const ModelTensor& mt, quant::BaselineMethod method, EqzWriter& writer,
+                                           TensorReport& tr) {
+  const auto m = quant::MatrixView::of(source_.data(mt), mt.info->dtype, mt.info->shape);
+  std::vector<float> w(static_cast<std::size_t>(m.numel()));
+  for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, w.data() + r * m.cols);
+  const auto b = quant::quantizeBaseline(method, w.data(), m.rows, m.cols);
+  std::vector<std::uint16_t> deq(w.size());
+  quant::dequantizeBaseline(b, deq.data());
+  double e1 = 0, e2 = 0, a1 = 0, a2 = 0;
+  for (std::size_t j = 0; j < w.size(); ++j) {
+    const double d = static_cast<double>(bf16ToF32(deq[j])) - w[j];
+    e1 += std::fabs(d);
+    e2 += d * d;
+    a1 += std::fabs(w[j]);
+    a2 += static_cast<double>(w[j]) * w[j];
+  }
+  tr.encoding = *parseEncoding(quant::baselineMethodName(method));
+  tr.relL1 = a1 > 0 ? e1 / a1 : 0;
+  tr.relL2 = a2 > 0 ? std::sqrt(e2 / a2) : 0;
+  return {{"sections", {{"payload", writer.addSection(quant::serializeBaseline(b)).toJson()}}},
+          {"group_size", b.groupSize}};
+}
+
+nlohmann::json CompressJob::compressTensor(const ModelTensor& mt, const PlannedTensor& planned, EqzWriter& writer,
+                                           TensorReport& tr) {
+  const TensorInfo& info = *mt.info;
+  nlohmann::json entry{{"name", info.name}, {"shape", info.shape}, {"dtype", std::string(dtypeName(info.dtype))}};
+  nlohmann::json part;
+  if (!planned.compress) {
+    tr.encoding = Encoding::Raw;
+    part = {{"sections", {{"data", writer.addSection(source_.data(mt)).toJson()}}}};
+  } else if (s_.method == Method::EntQuant) {
+    part = entquantTensor(mt, planned, writer, tr);
+  } else {
+    part = baselineTensor(mt, *quant::parseBaselineMethod(methodName(s_.method)), writer, tr);
+  }
+  if (part.contains("code_format")) entry["code_format"] = part["code_format"];
+  entry["sections"] = part["sections"];
+  if (part.contains("group_size")) entry["group_size"] = part["group_size"];
+  entry["encoding"] = std::string(encodingName(tr.encoding));
+  return entry;
+}
+
+CompressSummary CompressJob::execute(const Plan& plan, const std::filesystem::path& output) {
+  const auto& tensors = source_.tensors();
+  if (s_.givenScales) {
+    try {
+      givenScales_ = loadGivenScales(source_, plan, o_.scalesFile);
+    } catch (const Error& e) {
+      throw e.about(Setting::GivenScales);
+    }
+  }
   EqzWriter writer(output);
   CompressSummary sum;
-  sum.allocation = given ? "none" : global ? std::string(allocationName(o.allocation)) : "uniform";
-  sum.objective = entquant ? objectiveLabel(o) : "";
-  sum.calibration = calibrate ? std::string(calibrationName(o)) : "none";
-  if (cal) {
-    sum.calibrationTokens = cal->tokens();
-    sum.calibrationInputs = std::string(calibrationInputsName(cal->inputs()));
-  }
-  sum.input = source.input().string();
+  sum.input = source_.input().string();
   sum.output = output.string();
-  sum.method = o.method;
-  sum.format = std::string(quant::codeFormatName(o.format));
-  for (const auto& f : source.files()) sum.inputBytes += f.fileSize();
+  sum.method = s_.method;
+  sum.format = s_.format;
+  sum.givenScales = s_.method == Method::EntQuant && s_.givenScales;
+  if (s_.method == Method::EntQuant && !s_.givenScales) {
+    sum.objective = s_.objective;
+    sum.allocation = s_.effectiveAllocation();
+  } else if (s_.method != Method::EntQuant) {
+    sum.allocation = Allocation::Uniform;
+  }
+  sum.calibration = calibration_;
+  if (cal_) {
+    sum.calibrationTokens = cal_->tokens();
+    sum.calibrationInputs = cal_->inputs();
+  }
+  sum.predictedBytes = plan.predictedFileBytes;
+  for (const auto& f : source_.files()) sum.inputBytes += f.fileSize();
   std::uint64_t bytesTotal = 0, bytesDone = 0;
-  for (const auto& t : source.tensors()) bytesTotal += t.info->bytes();
+  for (const auto& t : tensors) bytesTotal += t.info->bytes();
 
-  const auto& tensors = source.tensors();
   // Natural name order, which is block order; with calibration each block's weights in the order their inputs are
   // computed (q/k/v, o, gate/up, down), so that error feedback sees the compressed weights that feed each one.
   // The index and the report keep the natural order.
   std::vector<std::size_t> order(tensors.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  if (cal)
+  if (cal_)
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       const int la = tensors[a].cls.layer, lb = tensors[b].cls.layer;
       if (la != lb) return la < lb;
       return la >= 0 && calibrationStage(tensors[a].info->name) < calibrationStage(tensors[b].info->name);
     });
+  PhaseProgress progress(o_.progress, Phase::Compress, Unit::Tensors, tensors.size(), bytesTotal);
   std::vector<nlohmann::json> entries(tensors.size());
   std::vector<TensorReport> reports(tensors.size());
   for (std::size_t k = 0; k < order.size(); ++k) {
     const std::size_t i = order[k];
-    if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
+    if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "compression cancelled");
     const ModelTensor& mt = tensors[i];
     const TensorInfo& info = *mt.info;
-    CompressProgress p{"compress", k, tensors.size(), info.name, false, bytesDone, bytesTotal, 0, 0, 0, {}};
-    auto report = [&](bool done) {
-      p.done = done;
-      p.bytesDone = bytesDone;
-      p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      p.bytesPerSecond = p.seconds > 0 ? static_cast<double>(bytesDone) / p.seconds : 0;
-      p.etaSeconds = p.bytesPerSecond > 0 ? static_cast<double>(bytesTotal - bytesDone) / p.bytesPerSecond : 0;
-      if (o.progress) o.progress(p);
-    };
-    report(false);
-    current = &p;
+    progress.report(k, bytesDone, info.name);
+    current_ = &progress;
+    currentDone_ = k;
+    currentBytes_ = bytesDone;
+    currentName_ = info.name;
     struct Forget {
-      const CompressProgress*& current;
+      PhaseProgress*& current;
       ~Forget() { current = nullptr; }
-    } forget{current};
+    } forget{current_};
     const auto t0 = Clock::now();
     TensorReport tr;
     tr.name = info.name;
     tr.shape = info.shape;
     tr.dtype = info.dtype;
-    tr.role = std::string(roleName(mt.cls.role));
+    tr.role = mt.cls.role;
     tr.numel = info.numel;
-    nlohmann::json entry{{"name", info.name}, {"shape", info.shape}, {"dtype", std::string(dtypeName(info.dtype))}};
-    const auto data = source.data(mt);
-    const auto target = mt.cls.compressible ? targetFor(info.name, o, rules, allocated) : std::nullopt;
+    nlohmann::json entry;
     try {
-      if (!target) {
-        tr.encoding = "raw";
-        entry["sections"] = {{"data", writer.addSection(data).toJson()}};
-      } else if (entquant) {
-        quant::MatrixView m = quant::MatrixView::of(data, info.dtype, info.shape);
-        quant::QuantizeOptions qo;
-        qo.format = o.format;
-        qo.target = *target;
-        qo.objective = o.objective;
-        if (given) qo.log2Scales = givenScales.at(info.name);
-        std::vector<float> shifted;  // --calibration-inputs shift: the weights that make up for the inputs' shift
-        if (auto g = gramOf(info.name)) {
-          // (all zero where nothing before the layer has changed yet: block 0's q, k and v)
-          if (std::any_of(g->shift.begin(), g->shift.end(), [](double v) { return v != 0.0; })) {
-            shifted.resize(static_cast<std::size_t>(m.numel()));
-            for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, shifted.data() + r * m.cols);
-            quant::compensateInputShift(*g, shifted.data(), m.rows, 0.01, &pool);
-            m = quant::MatrixView::of(std::as_bytes(std::span(shifted)), DType::F32, {m.rows, m.cols});
-          }
-          if (g != factoredGram) {  // q, k and v (gate and up) share theirs: factor once
-            factored.reset();
-            factoredGram.reset();
-            factored = quant::ErrorFeedback::factor(*g, 0.01, &pool);
-            factoredGram = std::move(g);
-          }
-          qo.errorFeedback = &*factored;
-        }
-        qo.segmentSymbols = o.segmentSymbols;
-        qo.keepGoing = o.keepGoing;
-        const quant::QuantizedTensor q = quant::quantizeTensor(m, qo, pool);
-        tr.encoding = "entquant";
-        entry["code_format"] = std::string(quant::codeFormatName(o.format));
-        const EqzSection stream = writer.addSection(q.stream);
-        const EqzSection scales = writer.addSection(std::as_bytes(std::span(q.scales)));
-        entry["sections"] = {{"stream", stream.toJson()}, {"scales", scales.toJson()}};
-        if (target->mode == quant::RateTarget::Mode::Bits && !given) tr.targetBits = target->value;
-        tr.lambda = q.lambda;
-        tr.entropyBits = q.entropyBits;
-        tr.distinctSymbols = q.distinctSymbols;
-        tr.relL1 = q.relL1;
-        tr.relL2 = q.relL2;
-        tr.targetClamped = q.targetClamped;
-        if (const auto it = sensitivities.find(info.name); it != sensitivities.end()) tr.sensitivity = it->second;
-        if (cal && mt.cls.layer >= 0) cal->replace(info.name, codesLinear(q, info.name, pool));
-      } else {
-        const auto m = quant::MatrixView::of(data, info.dtype, info.shape);
-        std::vector<float> w(static_cast<std::size_t>(m.numel()));
-        for (std::int64_t r = 0; r < m.rows; ++r) m.row(r, w.data() + r * m.cols);
-        const auto b = quant::quantizeBaseline(*baseline, w.data(), m.rows, m.cols);
-        std::vector<std::uint16_t> deq(w.size());
-        quant::dequantizeBaseline(b, deq.data());
-        double e1 = 0, e2 = 0, a1 = 0, a2 = 0;
-        for (std::size_t j = 0; j < w.size(); ++j) {
-          const double d = static_cast<double>(bf16ToF32(deq[j])) - w[j];
-          e1 += std::fabs(d);
-          e2 += d * d;
-          a1 += std::fabs(w[j]);
-          a2 += static_cast<double>(w[j]) * w[j];
-        }
-        tr.encoding = o.method;
-        entry["sections"] = {{"payload", writer.addSection(quant::serializeBaseline(b)).toJson()}};
-        entry["group_size"] = b.groupSize;
-        tr.relL1 = a1 > 0 ? e1 / a1 : 0;
-        tr.relL2 = a2 > 0 ? std::sqrt(e2 / a2) : 0;
-      }
+      entry = compressTensor(mt, plan.tensors[i], writer, tr);
     } catch (const Error& e) {
-      rethrowForTensor(e, source, info.name);
+      rethrowForTensor(e, source_, info.name);
     }
-    entry["encoding"] = tr.encoding;
     std::uint64_t stored = 0;
-    for (const auto& [k, s] : entry["sections"].items()) stored += eqzSlotBytes(s["bytes"].get<std::uint64_t>());
+    for (const auto& [key, s] : entry["sections"].items()) stored += eqzSlotBytes(s["bytes"].get<std::uint64_t>());
     tr.storedBytes = stored;
     tr.effectiveBits = tr.numel ? 8.0 * static_cast<double>(stored) / static_cast<double>(tr.numel) : 0;
     tr.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (tr.encoding != "raw") {
+    if (tr.encoding != Encoding::Raw) {
       entry["stats"] = {{"effective_bpw", tr.effectiveBits}, {"entropy_bpw", tr.entropyBits}, {"lambda", tr.lambda},
                         {"distinct_symbols", tr.distinctSymbols}, {"rel_l1", tr.relL1}, {"rel_l2", tr.relL2}};
       if (tr.sensitivity > 0) entry["stats"]["sensitivity"] = tr.sensitivity;
@@ -546,29 +426,30 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
     sum.totalWeights += tr.numel;
     entries[i] = std::move(entry);
     reports[i] = std::move(tr);
-    source.release(mt);
+    source_.release(mt);
     bytesDone += info.bytes();
-    report(true);
+    progress.report(k + 1, bytesDone, info.name, true);
   }
 
   nlohmann::json tensorIndex = nlohmann::json::array();
   for (auto& e : entries) tensorIndex.push_back(std::move(e));
   sum.tensors = std::move(reports);
-  if (cal) sum.calibrationSeconds = cal->seconds();
-  cal.reset();
-  if (probe) {
-    sum.sensitivityTokens = probe->tokens();
-    sum.sensitivitySeconds = probe->seconds();
+  if (cal_) sum.calibrationSeconds = cal_->seconds();
+  const std::string calibrationInputs = cal_ ? std::string(calibrationInputsName(cal_->inputs())) : "";
+  cal_.reset();
+  if (probe_) {
+    sum.sensitivityTokens = probe_->tokens();
+    sum.sensitivitySeconds = probe_->seconds();
   }
-  probe.reset();
+  probe_.reset();
 
   nlohmann::json files = nlohmann::json::array();
-  for (const auto& [name, bytes] : source.otherFiles()) {
-    if (name.ends_with(".safetensors.index.json") || bytes > o.maxEmbeddedFileBytes) continue;
-    const MappedFile f(source.root() / name);
+  for (const auto& [name, bytes] : source_.otherFiles()) {
+    if (name.ends_with(".safetensors.index.json") || bytes > o_.maxEmbeddedFileBytes) continue;
+    const MappedFile f(source_.root() / name);
     files.push_back({{"name", name}, {"section", writer.addSection(f.bytes()).toJson()}});
   }
-  if (cancelled()) fail(Errc::Cancelled, "compression cancelled");
+  if (o_.keepGoing && !o_.keepGoing()) fail(Errc::Cancelled, "compression cancelled");
 
   if (sum.compressedWeights) {
     sum.effectiveBpw = 8.0 * static_cast<double>(sum.compressedBytes) / static_cast<double>(sum.compressedWeights);
@@ -578,16 +459,12 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
                        {"version", fmt::format("{}.{}", kEqzMajor, kEqzMinor)},
                        {"tool", "entquant " ENTQUANT_VERSION},
                        {"created", isoNow()},
-                       {"source", {{"input", sum.input}, {"kind", std::string(sourceKindName(source.kind()))}}},
-                       {"settings", settingsJson(o, sum.calibrationInputs)},
-                       {"config", source.config() ? source.config()->raw : nlohmann::json(nullptr)},
+                       {"source", {{"input", sum.input}, {"kind", std::string(sourceKindName(source_.kind()))}}},
+                       {"settings", settingsJson(s_, o_, calibrationInputs)},
+                       {"config", source_.config() ? source_.config()->raw : nlohmann::json(nullptr)},
                        {"tensors", tensorIndex},
                        {"files", files}};
-  // The whole-file figure counts the index too; estimate it from its size before the summary goes in.
-  const std::uint64_t indexEstimate = index.dump().size() + 512;
-  sum.outputBytes = writer.bytesWritten() + indexEstimate;
-  sum.modelBpw = sum.totalWeights ? 8.0 * static_cast<double>(sum.outputBytes) / static_cast<double>(sum.totalWeights) : 0;
-  sum.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  sum.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
   index["summary"] = {{"effective_bpw", sum.effectiveBpw}, {"entropy_bpw", sum.entropyBpw},
                       {"compressed_weights", sum.compressedWeights}, {"total_weights", sum.totalWeights},
                       {"seconds", sum.seconds}};
@@ -597,14 +474,107 @@ CompressSummary compressModel(const ModelSource& source, const std::filesystem::
   return sum;
 }
 
+// The plan must be for this model: the same tensors in the same order, compressing only compressible ones.
+void checkPlan(const ModelSource& source, const Plan& plan, const CompressOptions& o) {
+  auto bad = [&](const std::string& what) {
+    throw Error(Errc::InvalidArgument, fmt::format("the plan does not fit {}: {}", source.input().string(), what),
+                Setting::Plan);
+  };
+  const auto& tensors = source.tensors();
+  if (plan.tensors.size() != tensors.size())
+    bad(fmt::format("it lists {} tensors, the model has {}", plan.tensors.size(), tensors.size()));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const PlannedTensor& p = plan.tensors[i];
+    const ModelTensor& t = tensors[i];
+    if (p.name != t.info->name) bad(fmt::format("tensor {} is \"{}\" in the plan, \"{}\" in the model", i, p.name,
+                                                t.info->name));
+    if (p.numel != t.info->numel)
+      bad(fmt::format("tensor \"{}\" has {} elements in the plan, {} in the model", p.name, p.numel, t.info->numel));
+    if (p.compress && !t.cls.compressible) bad(fmt::format("tensor \"{}\" cannot be compressed", p.name));
+    if (p.compress && plan.settings.method == Method::EntQuant && !plan.settings.givenScales && !p.target)
+      bad(fmt::format("tensor \"{}\" is to be compressed without a target", p.name));
+  }
+  if (plan.settings.givenScales != !o.scalesFile.empty())
+    bad(plan.settings.givenScales ? "it was made for given scales, and none are given"
+                                  : "given scales need a plan made for them");
+}
+
+}  // namespace
+
+std::string_view calibrationName(CalibrationSource c) {
+  switch (c) {
+    case CalibrationSource::Self: return "self";
+    case CalibrationSource::Text: return "text";
+    case CalibrationSource::None: break;
+  }
+  return "none";
+}
+
+PlanSettings CompressOptions::planSettings() const {
+  PlanSettings s;
+  s.method = method;
+  s.format = format;
+  s.objective = objective;
+  s.target = target;
+  s.allocation = allocation;
+  s.balancedAllocation = balancedAllocation;
+  s.rules = layerRules;
+  s.givenScales = method == Method::EntQuant && !scalesFile.empty();
+  s.segmentSymbols = segmentSymbols;
+  return s;
+}
+
+CompressSummary compressModel(const ModelSource& source, const std::filesystem::path& output,
+                              const CompressOptions& o) {
+  const PlanSettings settings = o.planSettings();
+  CompressJob job(source, o, settings);
+  // The allocation's curves, for the tensors whose bits it moves (those no rule decides).
+  const Allocation allocation = settings.effectiveAllocation();
+  AnalyzeOptions ao;
+  ao.format = settings.format;
+  ao.objective = settings.objective;
+  ao.segmentSymbols = settings.segmentSymbols;
+  ao.maxEmbeddedFileBytes = o.maxEmbeddedFileBytes;
+  ao.threads = o.threads;
+  ao.progress = o.progress;
+  ao.keepGoing = o.keepGoing;
+  std::vector<Regex> rules;
+  for (const auto& r : settings.rules) rules.emplace_back(r.pattern);
+  ao.include = [&](const std::string& name) {
+    return allocation != Allocation::Uniform &&
+           std::none_of(rules.begin(), rules.end(), [&](const Regex& r) { return r.search(name); });
+  };
+  if (allocation == Allocation::Measured) {
+    ao.probe = &job.probe();
+    ao.probeTarget = settings.target;
+  }
+  Analysis analysis;
+  try {
+    analysis = analyzeModel(source, ao);
+  } catch (const Error& e) {
+    if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "compression cancelled");
+    if (allocation == Allocation::Measured) throw e.about(Setting::MeasuredAllocation);
+    throw;
+  }
+  return job.execute(planBits(analysis, settings), output);
+}
+
+CompressSummary compressModel(const ModelSource& source, const Plan& plan, const std::filesystem::path& output,
+                              const CompressOptions& o) {
+  checkPlan(source, plan, o);
+  CompressJob job(source, o, plan.settings);
+  return job.execute(plan, output);
+}
+
 nlohmann::ordered_json toJson(const CompressSummary& s) {
+  const std::string objective = s.givenScales ? "given-scales" : s.objective ? std::string(quant::objectiveName(*s.objective)) : "";
   nlohmann::ordered_json j{{"input", s.input},
                            {"output", s.output},
-                           {"method", s.method},
-                           {"code_format", s.format},
-                           {"objective", s.objective},
-                           {"allocation", s.allocation},
-                           {"calibration", s.calibration},
+                           {"method", std::string(methodName(s.method))},
+                           {"code_format", std::string(quant::codeFormatName(s.format))},
+                           {"objective", objective},
+                           {"allocation", s.allocation ? std::string(allocationName(*s.allocation)) : "none"},
+                           {"calibration", std::string(calibrationName(s.calibration))},
                            {"effective_bpw", s.effectiveBpw},
                            {"entropy_bpw", s.entropyBpw},
                            {"model_bpw", s.modelBpw},
@@ -612,22 +582,23 @@ nlohmann::ordered_json toJson(const CompressSummary& s) {
                            {"total_weights", s.totalWeights},
                            {"input_bytes", s.inputBytes},
                            {"output_bytes", s.outputBytes},
+                           {"predicted_bytes", s.predictedBytes},
                            {"seconds", s.seconds}};
-  if (s.calibration != "none") {
+  if (s.calibration != CalibrationSource::None) {
     j["calibration_tokens"] = s.calibrationTokens;
     j["calibration_seconds"] = s.calibrationSeconds;
-    j["calibration_inputs"] = s.calibrationInputs;
+    j["calibration_inputs"] = s.calibrationInputs ? std::string(calibrationInputsName(*s.calibrationInputs)) : "";
   }
-  if (s.allocation == "measured") {
+  if (s.allocation == Allocation::Measured) {
     j["sensitivity_tokens"] = s.sensitivityTokens;
     j["sensitivity_seconds"] = s.sensitivitySeconds;
   }
   nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
   for (const auto& t : s.tensors) {
     nlohmann::ordered_json e{{"name", t.name}, {"shape", t.shape}, {"dtype", std::string(dtypeName(t.dtype))},
-                             {"role", t.role}, {"encoding", t.encoding}, {"stored_bytes", t.storedBytes},
-                             {"effective_bpw", t.effectiveBits}};
-    if (t.encoding != "raw") {
+                             {"role", std::string(roleName(t.role))}, {"encoding", std::string(encodingName(t.encoding))},
+                             {"stored_bytes", t.storedBytes}, {"effective_bpw", t.effectiveBits}};
+    if (t.encoding != Encoding::Raw) {
       e["target_bpw"] = t.targetBits ? nlohmann::ordered_json(*t.targetBits) : nlohmann::ordered_json(nullptr);
       e["lambda"] = t.lambda;
       e["entropy"] = t.entropyBits;

@@ -32,7 +32,8 @@ void writeFileAll(const fs::path& p, std::span<const std::byte> data) {
 
 }  // namespace
 
-VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::function<bool()>& keepGoing) {
+VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const KeepGoingFn& keepGoing,
+                       const ProgressFn& progressFn) {
   const auto start = Clock::now();
   VerifyReport r;
   auto check = [&](const EqzSection& s, const std::string& what) {
@@ -45,19 +46,26 @@ VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::functio
   for (const auto& t : file.tensors())
     for (const auto& [key, s] : t.sections) check(s, fmt::format("section \"{}\" of tensor \"{}\"", key, t.name));
   for (const auto& [name, s] : file.files()) check(s, fmt::format("embedded file \"{}\"", name));
+  std::uint64_t compressed = 0, bytesTotal = 0, bytesDone = 0;
+  for (const auto& t : file.tensors())
+    if (t.encoding != Encoding::Raw) ++compressed, bytesTotal += t.storedBytes();
+  PhaseProgress progress(progressFn, Phase::Verify, Unit::Tensors, compressed, bytesTotal);
   for (const auto& t : file.tensors()) {
-    if (t.encoding == "raw") continue;
+    if (t.encoding == Encoding::Raw) continue;
     if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "verification cancelled");
+    progress.report(r.tensorsDecoded, bytesDone, t.name);
     DType dt;
     decodeTensor(file, t, &pool, dt);
     ++r.tensorsDecoded;
+    bytesDone += t.storedBytes();
+    progress.report(r.tensorsDecoded, bytesDone, t.name, true);
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return r;
 }
 
 DecompressReport decompressEqz(const EqzFile& file, const fs::path& dirArg, ThreadPool& pool,
-                               const std::function<bool()>& keepGoing) {
+                               const KeepGoingFn& keepGoing, const ProgressFn& progressFn) {
   const auto start = Clock::now();
   const fs::path dir = dirArg.filename().empty() ? dirArg.parent_path() : dirArg;  // "out/" -> "out"
   std::error_code ec;
@@ -79,16 +87,22 @@ DecompressReport decompressEqz(const EqzFile& file, const fs::path& dirArg, Thre
   DecompressReport r;
   std::vector<TensorSpec> specs;
   for (const auto& t : file.tensors())
-    specs.push_back({t.name, t.encoding == "raw" ? t.dtype : DType::BF16, t.shape});
+    specs.push_back({t.name, t.encoding == Encoding::Raw ? t.dtype : DType::BF16, t.shape});
   {
     SafetensorsWriter w(temp / "model.safetensors", specs, {{"format", "pt"}, {"entquant", "decompressed"}});
+    std::uint64_t bytesTotal = 0, bytesDone = 0;
+    for (const auto& t : file.tensors()) bytesTotal += t.storedBytes();
+    PhaseProgress progress(progressFn, Phase::Decompress, Unit::Tensors, file.tensors().size(), bytesTotal);
     for (const auto& t : file.tensors()) {
       if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "decompression cancelled");
+      progress.report(r.tensors, bytesDone, t.name);
       DType dt;
       const auto bytes = decodeTensor(file, t, &pool, dt);
       w.append(bytes);
       r.bytes += bytes.size();
       ++r.tensors;
+      bytesDone += t.storedBytes();
+      progress.report(r.tensors, bytesDone, t.name, true);
     }
     w.finish();
   }

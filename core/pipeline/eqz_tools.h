@@ -2,6 +2,7 @@
 // a HuggingFace folder (compressed tensors as bf16, others in their dtype, plus the embedded model files).
 #pragma once
 
+#include "common/progress.h"
 #include "format/eqz.h"
 
 #include <nlohmann/json.hpp>
@@ -22,7 +23,9 @@ struct VerifyReport {
 
 // Checks every section's xxHash3, then decodes every compressed tensor. Throws Error(Corrupt) naming the first
 // bad section, e.g. "m.eqz: section \"stream\" of tensor \"x\" fails its checksum".
-VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const std::function<bool()>& keepGoing = {});
+// progress: Phase::Verify, one unit per compressed tensor decoded.
+VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const KeepGoingFn& keepGoing = {},
+                       const ProgressFn& progress = {});
 
 struct DecompressReport {
   std::size_t tensors = 0, files = 0;
@@ -32,7 +35,8 @@ struct DecompressReport {
 
 // Writes DIR/model.safetensors and the embedded files. DIR must not exist or be empty; the folder is built next to
 // it and renamed into place, so a failure leaves nothing.
+// progress: Phase::Decompress, one unit per tensor.
 DecompressReport decompressEqz(const EqzFile& file, const std::filesystem::path& dir, ThreadPool& pool,
-                               const std::function<bool()>& keepGoing = {});
+                               const KeepGoingFn& keepGoing = {}, const ProgressFn& progress = {});
 
 }  // namespace eq

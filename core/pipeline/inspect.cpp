@@ -39,7 +39,7 @@ InspectReport inspectModel(const ModelSource& source) {
 
   for (const auto& t : source.tensors()) {
     const TensorInfo& info = *t.info;
-    InspectTensor it{info.name, info.shape, info.dtype, t.cls, info.numel, info.bytes(), r.files[t.file].name, ""};
+    InspectTensor it{info.name, info.shape, info.dtype, t.cls, info.numel, info.bytes(), r.files[t.file].name, {}};
     ++r.files[t.file].tensors;
     addMemoryEstimates(r, it);
     r.tensors.push_back(std::move(it));
@@ -59,7 +59,7 @@ InspectReport inspectEqz(const EqzFile& file) {
   for (const auto& t : file.tensors()) {
     InspectTensor it{t.name, t.shape, t.dtype, classifyTensor(t.name, t.shape, t.dtype), t.numel(), t.storedBytes(),
                      name, t.encoding};
-    it.cls.compressible = t.encoding != "raw";
+    it.cls.compressible = t.encoding != Encoding::Raw;
     addMemoryEstimates(r, it);
     r.tensors.push_back(std::move(it));
   }
@@ -130,7 +130,7 @@ nlohmann::ordered_json toJson(const InspectReport& r) {
                        {"numel", t.numel},
                        {"bytes", t.bytes},
                        {"file", t.file}});
-    if (!t.encoding.empty()) tensors.back()["encoding"] = t.encoding;
+    if (t.encoding) tensors.back()["encoding"] = std::string(encodingName(*t.encoding));
   }
   j["tensors"] = tensors;
   if (!r.compression.is_null()) j["compression"] = r.compression;

@@ -20,7 +20,7 @@ struct InspectTensor {
   std::uint64_t numel = 0;
   std::uint64_t bytes = 0;  // as stored
   std::string file;
-  std::string encoding;     // .eqz only: raw, entquant, rtn4, ...
+  std::optional<Encoding> encoding;  // .eqz only
 };
 
 struct InspectFile {

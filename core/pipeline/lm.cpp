@@ -1,11 +1,8 @@
 #include "pipeline/lm.h"
 
 #include "common/error.h"
-#include "common/json.h"
 #include "common/numerics.h"
-#include "format/eqz.h"
-#include "format/model_config.h"
-#include "model/model_source.h"
+#include "pipeline/model_session.h"
 
 #include <algorithm>
 #include <chrono>
@@ -16,14 +13,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-nlohmann::json embeddedJson(const EqzFile& f, const std::string& name) {
-  const EqzSection* s = f.file(name);
-  if (!s) return nullptr;
-  const auto b = f.bytes(*s);
-  return parseJson({reinterpret_cast<const char*>(b.data()), b.size()},
-                   fmt::format("{} (embedded {}):", f.path().string(), name));
-}
 
 // Decoded text ends in U+FFFD while a character's bytes are still arriving: hold such a tail back.
 std::size_t withoutTrailingReplacement(const std::string& s) {
@@ -37,31 +26,25 @@ std::size_t withoutTrailingReplacement(const std::string& s) {
 }  // namespace
 
 text::Tokenizer loadTokenizer(const fs::path& path) {
-  if (isEqzPath(path)) {
-    const EqzFile f = EqzFile::open(path);
-    const auto j = embeddedJson(f, "tokenizer.json");
-    if (j.is_null()) fail(Errc::NotFound, "{}: holds no tokenizer.json", path.string());
-    return text::Tokenizer::fromJson(j, path.string() + " (embedded tokenizer.json)");
-  }
-  if (fs::is_directory(path)) {
-    if (!fs::exists(path / "tokenizer.json")) fail(Errc::NotFound, "{}: no tokenizer.json in the model folder", path.string());
-    return text::Tokenizer::fromFile(path / "tokenizer.json");
-  }
-  return text::Tokenizer::fromFile(path);
+  std::error_code ec;
+  if (path.extension() == ".json" && fs::is_regular_file(path, ec)) return text::Tokenizer::fromFile(path);
+  // a folder's tokenizer needs no weights beside it (a tokenizer's own folder)
+  if (fs::is_regular_file(path / "tokenizer.json", ec)) return text::Tokenizer::fromFile(path / "tokenizer.json");
+  return ModelSession::open(path)->takeTokenizer();
 }
 
-std::vector<std::int32_t> loadEosIds(const fs::path& path) {
-  std::vector<std::int64_t> ids;
-  if (isEqzPath(path)) {
-    const EqzFile f = EqzFile::open(path);
-    const auto gen = embeddedJson(f, "generation_config.json");
-    if (!gen.is_null()) ids = parseGenerationConfig(gen, path.string() + " (embedded generation_config.json)").eosTokenIds;
-    if (ids.empty() && f.index().contains("config") && f.index()["config"].is_object())
-      ids = parseModelConfig(f.index()["config"], path.string() + " (embedded config.json)").eosTokenIds;
-  } else if (fs::is_directory(path) || path.extension() == ".safetensors") {
-    ids = ModelSource::open(path)->endOfGenerationIds();
+std::vector<std::int32_t> loadEosIds(const fs::path& path) { return ModelSession::open(path)->eosIds(); }
+
+text::SamplingParams loadSamplingDefaults(const fs::path& path) { return ModelSession::open(path)->samplingDefaults(); }
+
+std::string_view stopReasonName(StopReason r) {
+  switch (r) {
+    case StopReason::Eos: return "eos";
+    case StopReason::StopString: return "stop_string";
+    case StopReason::MaxTokens: return "max_tokens";
+    case StopReason::ContextFull: return "context_full";
   }
-  return {ids.begin(), ids.end()};
+  return "max_tokens";
 }
 
 namespace {
@@ -92,25 +75,6 @@ void finish(PerplexityResult& r, const Windows& w, Clock::time_point t0) {
 
 }  // namespace
 
-text::SamplingParams loadSamplingDefaults(const fs::path& path) {
-  std::optional<GenerationConfig> g;
-  if (isEqzPath(path)) {
-    const EqzFile f = EqzFile::open(path);
-    const auto gen = embeddedJson(f, "generation_config.json");
-    if (!gen.is_null()) g = parseGenerationConfig(gen, path.string() + " (embedded generation_config.json)");
-  } else if (fs::is_directory(path) || path.extension() == ".safetensors") {
-    g = ModelSource::open(path)->generationConfig();
-  }
-  text::SamplingParams p{0.0f};
-  if (!g || !g->doSample.value_or(false)) return p;
-  p.temperature = static_cast<float>(g->temperature.value_or(1.0));
-  p.topK = static_cast<int>(g->topK.value_or(50));  // transformers' default
-  p.topP = static_cast<float>(g->topP.value_or(1.0));
-  p.minP = static_cast<float>(g->minP.value_or(0.0));
-  p.repetitionPenalty = static_cast<float>(g->repetitionPenalty.value_or(1.0));
-  return p;
-}
-
 PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, const std::string& text,
                             const PerplexityOptions& o) {
   return perplexityOfIds(lm, tok.encode(text, false), o);
@@ -119,6 +83,7 @@ PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, con
 PerplexityResult perplexityOfIds(model::CausalLM& lm, std::vector<std::int32_t> ids, const PerplexityOptions& o) {
   const auto t0 = Clock::now();
   const Windows w = cutWindows(lm, std::move(ids), o);
+  PhaseProgress progress(o.progress, Phase::Evaluate, Unit::Windows, static_cast<std::uint64_t>(w.count));
   PerplexityResult r;
   const std::int64_t v = lm.vocabSize();
   std::vector<double> lp;
@@ -133,7 +98,7 @@ PerplexityResult perplexityOfIds(model::CausalLM& lm, std::vector<std::int32_t> 
       ++r.scored;
     }
     ++r.windows;
-    if (o.progress) o.progress(k + 1, w.count);
+    progress.report(static_cast<std::uint64_t>(k + 1));
   }
   lm.reset();
   finish(r, w, t0);
@@ -149,6 +114,7 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
   if (o.ctx > b.contextLength())
     fail(Errc::InvalidArgument, "a context of {} tokens exceeds the model's {}", o.ctx, b.contextLength());
   const Windows w = cutWindows(a, tok.encode(text, false), o);
+  PhaseProgress progress(o.progress, Phase::Evaluate, Unit::Windows, static_cast<std::uint64_t>(w.count));
   CompareResult r;
   const std::int64_t v = a.vocabSize();
   std::vector<double> lpa, lpb;
@@ -178,7 +144,7 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
     }
     ++r.original.windows;
     ++r.compressed.windows;
-    if (o.progress) o.progress(k + 1, w.count);
+    progress.report(static_cast<std::uint64_t>(k + 1));
   }
   a.reset();
   b.reset();
@@ -214,13 +180,13 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
   // .. readOffset is the context already emitted; a piece ending in U+FFFD waits for the rest of its character.
   std::size_t prefixOffset = 0, readOffset = 0;
   std::string decoded;  // everything decoded so far
-  r.stopReason = "max_tokens";
+  r.stopReason = StopReason::MaxTokens;
   for (std::int64_t step = 0; step < o.maxTokens; ++step) {
     if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "generation cancelled");
     const std::span<const float> last(logits.data() + logits.size() - static_cast<std::size_t>(v), static_cast<std::size_t>(v));
     const std::int32_t id = sampler.sample(last, history);
     if (std::find(o.eosIds.begin(), o.eosIds.end(), id) != o.eosIds.end()) {
-      r.stopReason = "eos";
+      r.stopReason = StopReason::Eos;
       break;
     }
     r.ids.push_back(id);
@@ -238,7 +204,7 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
     const std::string textSoFar = readOffset == r.ids.size() ? decoded : decoded + after.substr(std::min(before.size(), after.size()));
     if (const auto at = stops.find(textSoFar); at != std::string::npos) {
       r.text = textSoFar.substr(0, at);
-      r.stopReason = "stop_string";
+      r.stopReason = StopReason::StopString;
       break;
     }
     r.text = textSoFar;
@@ -248,7 +214,7 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
       shown = safe;
     }
     if (lm.position() >= lm.contextLength()) {
-      r.stopReason = "context_full";
+      r.stopReason = StopReason::ContextFull;
       break;
     }
     logits = lm.forward(std::span(&history.back(), 1), o.keepGoing);

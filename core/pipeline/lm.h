@@ -1,8 +1,10 @@
-// Language-model jobs on a loaded model: perplexity by the protocol of ENTQUANT.md section 8, and generation with
-// streaming text, sampling, end-of-generation ids and stop strings. Used by `entquant ppl / generate` and later
-// by the GUI's chat pane (callbacks, cancel).
+// Language-model jobs on a loaded model: perplexity by the protocol of ENTQUANT.md section 8, a comparison of two
+// models, and generation with streaming text, sampling, end-of-generation ids and stop strings. Used by
+// `entquant ppl / compare / generate / chat` and the GUI's chat pane (callbacks, cancel); the model, its tokenizer
+// and defaults come from a ModelSession (pipeline/model_session.h).
 #pragma once
 
+#include "common/progress.h"
 #include "model/causal_lm.h"
 #include "text/sampling.h"
 #include "text/tokenizer.h"
@@ -14,20 +16,17 @@
 
 namespace eq {
 
-// The model's tokenizer: tokenizer.json in a folder, embedded in an .eqz file, or a tokenizer.json file itself.
+// Shortcuts through a ModelSession that loads no engine (pipeline/model_session.h), for any of its inputs:
+// the model's tokenizer (or a tokenizer.json file itself), its end-of-generation ids, its sampling defaults.
 text::Tokenizer loadTokenizer(const std::filesystem::path& path);
-// End-of-generation ids: generation_config.json's eos ids, else config.json's (folder or .eqz).
 std::vector<std::int32_t> loadEosIds(const std::filesystem::path& path);
-
-// The sampling the model's generation_config.json asks for (do_sample, temperature, top_k, top_p, min_p,
-// repetition_penalty); greedy when it says do_sample false or has none.
 text::SamplingParams loadSamplingDefaults(const std::filesystem::path& path);
 
 struct PerplexityOptions {
   std::int64_t ctx = 512;
   std::int64_t maxWindows = 0;  // 0: all
-  std::function<bool()> keepGoing;
-  std::function<void(std::int64_t done, std::int64_t total)> progress;
+  KeepGoingFn keepGoing;
+  ProgressFn progress;  // Phase::Evaluate, after each window
 };
 
 struct PerplexityResult {
@@ -55,13 +54,17 @@ struct CompareResult {
 CompareResult compareModels(model::CausalLM& original, model::CausalLM& compressed, const text::Tokenizer& tok,
                             const std::string& text, const PerplexityOptions& options);
 
+// Why generation stopped.
+enum class StopReason : std::uint8_t { Eos, StopString, MaxTokens, ContextFull };
+std::string_view stopReasonName(StopReason reason);  // "eos", "stop_string", "max_tokens", "context_full"
+
 struct GenerateOptions {
   std::int64_t maxTokens = 128;
   text::SamplingParams sampling{0.0f};  // greedy unless asked
   std::vector<std::int32_t> eosIds;
   std::vector<std::string> stopStrings;
   std::function<void(const std::string& delta)> onText;  // streamed text, never part of a stop string
-  std::function<bool()> keepGoing;
+  KeepGoingFn keepGoing;  // asked before each token and between layers (a long prompt's prefill stops too)
   // The model's cache already holds the first lm.position() ids of the prompt (the caller checked): only the rest
   // is run. Otherwise the cache is cleared and the whole prompt runs.
   bool reuseCache = false;
@@ -72,7 +75,7 @@ struct GenerateResult {
   std::vector<std::int32_t> ids;
   std::int64_t promptTokens = 0;  // prompt tokens run (without those reused from the cache)
   double promptSeconds = 0, generationSeconds = 0;
-  std::string stopReason;  // "eos", "stop_string", "max_tokens", "context_full"
+  StopReason stopReason = StopReason::MaxTokens;
 };
 
 GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const std::vector<std::int32_t>& promptIds,

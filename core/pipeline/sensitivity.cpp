@@ -36,7 +36,7 @@ SensitivityProbe::SensitivityProbe(const ModelSource& source, ThreadPool& pool,
   if (needed > budget)
     fail(Errc::InvalidArgument,
          "{}: measuring the weights' sensitivity on {} tokens would need {} of memory, more than the budget of {}; "
-         "use --allocation depth",
+         "use the depth allocation instead",
          label, tokens, formatBytes(needed), formatBytes(budget));
   model::LoadOptions lo;
   lo.contextLength = longest;

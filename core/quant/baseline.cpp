@@ -226,6 +226,10 @@ double baselineBitsPerWeight(const BaselineTensor& tensor) {
          (static_cast<double>(tensor.rows) * static_cast<double>(tensor.cols));
 }
 
+std::uint64_t baselinePayloadBytes(BaselineMethod method, std::int64_t rows, std::int64_t cols, int groupSize) {
+  return layoutOf(method, rows, cols, groupSize, "baseline").total();
+}
+
 std::vector<std::byte> serializeBaseline(const BaselineTensor& t) {
   const Layout l = checkedLayout(t);
   std::vector<std::byte> out(l.total());

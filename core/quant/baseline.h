@@ -76,6 +76,8 @@ void dequantizeBaseline(const BaselineTensor& tensor, std::uint16_t* outBf16);
 //   zeros   ceil(rows*groupsPerRow*b / 8) bytes  RTN only; absent for NF4
 // Every byte counts toward the true size: bits per weight = 8 * stored bytes / (rows*cols).
 std::uint64_t baselineStoredBytes(const BaselineTensor& tensor);
+// The payload's size for a shape, before quantizing (planning predicts file sizes with it).
+std::uint64_t baselinePayloadBytes(BaselineMethod method, std::int64_t rows, std::int64_t cols, int groupSize = 64);
 double baselineBitsPerWeight(const BaselineTensor& tensor);
 
 std::vector<std::byte> serializeBaseline(const BaselineTensor& tensor);

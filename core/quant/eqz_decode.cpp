@@ -22,7 +22,7 @@ std::pair<std::int64_t, std::int64_t> rowsCols(const EqzFile& f, const EqzTensor
 
 std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, ThreadPool* pool, DType& dtype) {
   const std::string label = fmt::format("{}: tensor \"{}\"", file.path().string(), t.name);
-  if (t.encoding == "raw") {
+  if (t.encoding == Encoding::Raw) {
     const auto b = file.sectionBytes(t, "data");
     if (b.size() != t.numel() * dtypeSize(t.dtype))
       fail(Errc::Corrupt, "{}: {} bytes for shape {} of {}", label, b.size(), shapeString(t.shape), dtypeName(t.dtype));
@@ -31,7 +31,7 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
   }
   const auto [rows, cols] = rowsCols(file, t);
   dtype = DType::BF16;
-  if (t.encoding == "entquant") {
+  if (t.encoding == Encoding::EntQuant) {
     const auto format = quant::parseCodeFormat(t.codeFormat);
     if (!format) fail(Errc::Corrupt, "{}: unknown code format \"{}\"", label, t.codeFormat);
     const auto sb = file.sectionBytes(t, "scales");
@@ -47,8 +47,8 @@ std::vector<std::byte> decodeTensor(const EqzFile& file, const EqzTensor& t, Thr
                             pool);
     return out;
   }
-  const auto method = quant::parseBaselineMethod(t.encoding);
-  if (!method) fail(Errc::Unsupported, "{}: unknown encoding \"{}\"", label, t.encoding);
+  const auto method = quant::parseBaselineMethod(encodingName(t.encoding));
+  if (!method) fail(Errc::Unsupported, "{}: unknown encoding \"{}\"", label, encodingName(t.encoding));
   const auto& idx = file.index();
   int group = 64;
   for (const auto& e : idx["tensors"])
