@@ -15,7 +15,9 @@ OUT=${OUT:-build/demo}
 rm -rf "$OUT" && mkdir -p "$OUT"
 EQ=./build/app/entquant
 echo; echo "== entquant inspect $MODEL"
-$EQ inspect "$MODEL" | head -8
+# (into a file first: under pipefail, `inspect | head` dies of SIGPIPE whenever head exits before inspect is done)
+$EQ inspect "$MODEL" > "$OUT/inspect.txt"
+head -8 "$OUT/inspect.txt"
 echo; echo "== entquant compress $MODEL -o $OUT/model.eqz   (default: 3.0 effective bits per weight)"
 $EQ compress "$MODEL" -o "$OUT/model.eqz"
 echo; echo "== entquant verify $OUT/model.eqz"
