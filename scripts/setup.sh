@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  qt6-base-dev libqcustomplot-dev        # GUI (Qt 6 Widgets + plots) and Qt Test
+  qt6-base-dev qt6-svg-dev libqcustomplot-dev  # GUI (Qt 6 Widgets, SVG export, plots) and Qt Test
   libarchive-dev                         # model archives in (.zip/.tar.*), bundles out
   nlohmann-json3-dev libfmt-dev          # JSON headers/configs, formatting (g++ 12 has no <format>)
   libpcre2-dev libxxhash-dev libzstd-dev # tokenizer regexes, section checksums, compression

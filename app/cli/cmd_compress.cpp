@@ -7,14 +7,16 @@
 //                   [--calibration-inputs auto|shift|original|compressed]
 //                   [--scales FILE.safetensors] [--plan PLAN.json] [--threads N] [--json] [--verbose] [--quiet]
 // entquant plan MODEL [--bits B | --lambda L] [--layer-bits REGEX=B]... [--format] [--method] [--objective]
-//                   [--allocation] [--allocation-error] [-o PLAN.json] [--threads N] [--json]
+//                   [--allocation] [--allocation-error] [--hold-total] [-o PLAN.json] [--threads N] [--json]
 // entquant analyze MODEL [--format fp8|int8] [--objective O] [-o ANALYSIS.json] [--threads N] [--json]
+// entquant analyze MODEL --layer NAME [--bits B] [--row R] [--format] [--objective] [--json]
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "common/atomic_file.h"
 #include "common/json.h"
 #include "common/units.h"
 #include "pipeline/compress.h"
+#include "pipeline/layer_detail.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -52,6 +54,8 @@ PlanArgs readPlanOptions(ArgList& args, CompressOptions& o) {
   if (lambda) o.target = {quant::RateTarget::Mode::Lambda, *lambda};
   if (o.target.value <= 0 || (bits && *bits > 8)) throw UsageError("the target must be positive (bits at most 8)");
   for (const auto& rule : args.values("--layer-bits")) o.layerRules.push_back(LayerRule::parse(rule));
+  o.holdTotal = args.flag("--hold-total");
+  if (o.holdTotal && lambda) throw UsageError("--hold-total keeps a bits target's total; it excludes --lambda");
   if (const auto f = args.value("--format")) {
     const auto parsed = quant::parseCodeFormat(*f);
     if (!parsed) throw UsageError(fmt::format("--format must be fp8 or int8, not \"{}\"", *f));
@@ -281,9 +285,37 @@ int runPlan(ArgList& args) {
   return kExitOk;
 }
 
+// entquant analyze MODEL --layer NAME [--bits B]: one tensor at its operating point (pipeline/layer_detail.h).
+int runLayerDetail(ArgList& args, const std::string& layer, const AnalyzeOptions& ao, bool json) {
+  LayerDetailOptions lo;
+  lo.format = ao.format;
+  lo.objective = ao.objective;
+  if (const auto b = args.number<double>("--bits")) {
+    if (!(*b > 0 && *b <= 8)) throw UsageError("--bits must be in (0, 8]");
+    lo.target.value = *b;
+  }
+  if (const auto r = args.number<long long>("--row")) lo.row = *r;
+  lo.threads = ao.threads;
+  const std::string modelPath = args.modelOrDemo();
+  installCancelHandlers();
+  lo.keepGoing = keepGoing;
+  const LayerDetail d = inspectLayer(*ModelSource::open(modelPath, OpenOptions{keepGoing, {}}), layer, lo);
+  if (json) {
+    fmt::print("{}\n", d.toJson().dump(1));
+    return kExitOk;
+  }
+  fmt::print("{}: {} x {}, {} rows sampled, at {:.3f} effective bits\n", d.name, d.rows, d.cols, d.rowsSampled,
+             d.effectiveBits);
+  fmt::print("codes        {} distinct, entropy {:.3f} bits per weight\n", d.distinctCodes, d.entropyBits);
+  fmt::print("error        relative L2 {:.4f}, |w_hat - w| up to {:.3g}\n", d.relL2, d.errors.hi);
+  fmt::print("row {}       scale {:.4g}: {} values within |w| <= {:.3g}\n", d.row, d.rowScale, d.grid.size(), d.weights.hi);
+  return kExitOk;
+}
+
 int runAnalyze(ArgList& args) {
   const bool json = args.flag("--json");
   const auto out = args.value("-o");
+  const auto layer = args.value("--layer");
   AnalyzeOptions ao;
   if (const auto f = args.value("--format")) {
     const auto parsed = quant::parseCodeFormat(*f);
@@ -297,6 +329,7 @@ int runAnalyze(ArgList& args) {
     ao.objective = *parsed;
   }
   ao.threads = threadsOf(args);
+  if (layer) return runLayerDetail(args, *layer, ao, json);
   const std::string modelPath = args.modelOrDemo();
   installCancelHandlers();
   ProgressLine line(!json || ::isatty(2));

@@ -17,17 +17,21 @@ constexpr std::array<Command, 12> kCommands{{
     {"inspect", "inspect MODEL|FILE.eqz [--json]",
      "architecture, parameter counts, size and memory needs, and every tensor of a model (headers only)",
      runInspect},
-    {"analyze", "analyze MODEL [--format fp8|int8] [--objective O] [-o ANALYSIS.json] [--threads N] [--json]",
-     "every compressible tensor's rate-distortion curve (bits against relative error) and weight statistics",
+    {"analyze",
+     "analyze MODEL [--format fp8|int8] [--objective O] [-o ANALYSIS.json] [--threads N] [--json]\n"
+     "       analyze MODEL --layer NAME [--bits B] [--row R] [--format fp8|int8] [--objective O] [--json]",
+     "every compressible tensor's rate-distortion curve (bits against relative error) and weight statistics, or one "
+     "tensor's weight, code and error histograms at a target",
      runAnalyze},
     {"plan",
      "plan MODEL [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4] [--objective O] [--allocation uniform|global|depth]\n"
-     "                  [--allocation-error balanced|matrix] [-o PLAN.json] [--threads N] [--json]",
+     "                  [--allocation-error balanced|matrix] [--hold-total] [-o PLAN.json] [--threads N] [--json]",
      "each tensor's bits, bytes and error as compress would choose them, and the file's size, without compressing",
      runPlan},
     {"compress",
-     "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--format fp8|int8]\n"
+     "compress MODEL -o OUT.eqz [--bits B | --lambda L] [--layer-bits REGEX=B|keep]... [--hold-total]\n"
+     "                  [--format fp8|int8]\n"
      "                  [--method entquant|rtn4|rtn3|rtn2|nf4]\n"
      "                  [--objective paper|paper-local|ecsq-l1|ecsq-mse|ecsq-l1-row|ecsq-mse-row|ecsq-rdo]\n"
      "                  [--allocation uniform|global|depth|measured] [--allocation-error balanced|matrix]\n"

@@ -100,7 +100,8 @@ Analysis analyzeModel(const ModelSource& source, const AnalyzeOptions& o) {
   std::size_t todo = 0;
   for (const auto& t : tensors) todo += t.cls.compressible && (!o.include || o.include(t.info->name));
   PhaseProgress progress(o.progress, Phase::Analyze, Unit::Tensors, todo);
-  ThreadPool pool(o.threads);
+  std::optional<ThreadPool> poolStorage;  // only when something is analyzed: a headers-only call starts no threads
+  if (todo) poolStorage.emplace(o.threads);
   std::size_t done = 0;
   for (const ModelTensor& t : tensors) {
     TensorAnalysis ta;
@@ -127,6 +128,7 @@ Analysis analyzeModel(const ModelSource& source, const AnalyzeOptions& o) {
       qo.objective = o.objective;
       try {
         const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
+        ThreadPool& pool = *poolStorage;
         if (o.probe) ta.measuredSensitivity = measuredSensitivity(*o.probe, m, qo, o.probeTarget, ta.name, pool);
         ta.curve = quant::rateCurve(m, qo, pool, o.curveRows);
         ta.stats = weightStats(m, o.curveRows);
@@ -135,6 +137,7 @@ Analysis analyzeModel(const ModelSource& source, const AnalyzeOptions& o) {
         throw e.withContext(fmt::format("{}: tensor \"{}\"", a.input, ta.name));
       }
       source.release(t);
+      if (o.onTensor) o.onTensor(ta);
       progress.report(++done, 0, ta.name, true);
     }
     a.tensors.push_back(std::move(ta));

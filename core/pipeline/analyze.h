@@ -83,6 +83,8 @@ struct AnalyzeOptions {
   std::uint64_t maxEmbeddedFileBytes = 64ull << 20;
   unsigned threads = 0;  // 0: all hardware threads
   ProgressFn progress;   // Phase::Analyze, one unit per analyzed tensor
+  // Each analyzed tensor as soon as it is done (on the calling thread), so a GUI fills its table as they finish.
+  std::function<void(const TensorAnalysis&)> onTensor;
   KeepGoingFn keepGoing; // false: Error(Cancelled) "analysis cancelled"
 };
 

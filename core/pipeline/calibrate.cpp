@@ -95,6 +95,22 @@ std::unique_ptr<model::CausalLM> loadForTexts(const ModelSource& source, ThreadP
 
 }  // namespace
 
+CalibrationCost estimateCalibration(const ModelConfig& cfg, std::uint64_t parameters, const CalibrationOptions& o) {
+  CalibrationCost c;
+  std::int64_t length = o.length;
+  if (length == 0) length = cfg.maxPositions > 1 ? std::min<std::int64_t>(512, cfg.maxPositions) : 512;
+  const std::int64_t sequences = o.texts.empty() ? o.sequences : static_cast<std::int64_t>(o.texts.size());
+  c.tokens = sequences * length;
+  const std::uint64_t hidden = 4ull * static_cast<std::uint64_t>(c.tokens) * static_cast<std::uint64_t>(cfg.hiddenSize);
+  const std::uint64_t weights = 2 * parameters;
+  const std::uint64_t budget = o.maxBytes ? o.maxBytes : physicalMemoryBytes() / 2;
+  c.shift = o.inputs == CalibrationOptions::Inputs::Shift ||
+            (o.inputs == CalibrationOptions::Inputs::Auto && cfg.numExperts <= 0 &&
+             weights + 2 * (blockGramBytes(cfg) + hidden) <= budget);
+  c.memoryBytes = (c.shift ? 2 : 1) * (blockGramBytes(cfg) + hidden) + (c.shift ? weights : 0);
+  return c;
+}
+
 std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs) {
   switch (inputs) {
     case CalibrationOptions::Inputs::Auto: return "auto";

@@ -153,6 +153,17 @@ std::vector<std::vector<std::int32_t>> calibrationTextsOf(std::string_view text,
                                                           std::optional<std::int32_t> bos, const std::string& label,
                                                           std::size_t wholeBytes = 4u << 20);
 
+// What calibration will cost, before it runs (the GUI shows it beside the choice): the tokens the model writes
+// (sequences x length), whether `auto` picks shift inputs, and the memory it holds at most: one block's statistics
+// and the texts' hidden states, twice plus a second copy of the weights for shift (bf16: 2 bytes per parameter).
+struct CalibrationCost {
+  std::int64_t tokens = 0;
+  bool shift = false;
+  std::uint64_t memoryBytes = 0;
+};
+CalibrationCost estimateCalibration(const ModelConfig& config, std::uint64_t parameters,
+                                    const CalibrationOptions& options);
+
 std::string_view calibrationInputsName(CalibrationOptions::Inputs inputs);  // auto, original, compressed, shift
 std::optional<CalibrationOptions::Inputs> parseCalibrationInputs(std::string_view name);
 

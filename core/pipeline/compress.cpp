@@ -94,6 +94,7 @@ nlohmann::json settingsJson(const PlanSettings& s, const CompressOptions& o, con
                    {"value", s.target.value},
                    {"layer_bits", rules},
                    {"segment_symbols", s.segmentSymbols}};
+  if (s.holdTotal) j["hold_total"] = true;
   if (!calibrationInputs.empty()) j["calibration_inputs"] = calibrationInputs;
   if (calibration == CalibrationSource::Text) j["calibration_file"] = o.calibrationFile.string();
   if (calibration == CalibrationSource::Self) j["calibration_seed"] = o.calibrationOptions.seed;
@@ -518,6 +519,7 @@ PlanSettings CompressOptions::planSettings() const {
   s.target = target;
   s.allocation = allocation;
   s.balancedAllocation = balancedAllocation;
+  s.holdTotal = holdTotal;
   s.rules = layerRules;
   s.givenScales = method == Method::EntQuant && !scalesFile.empty();
   s.segmentSymbols = segmentSymbols;

@@ -36,6 +36,7 @@ struct CompressOptions {
   using Allocation = eq::Allocation;
   Allocation allocation = Allocation::Depth;
   bool balancedAllocation = true;
+  bool holdTotal = false;  // PlanSettings::holdTotal
 
   // How the codes are chosen. Self: calibrate on text the model writes itself (pipeline/calibrate.h; the engine
   // must run the architecture) and choose each layer's codes by error feedback against its input statistics, at

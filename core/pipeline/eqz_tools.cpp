@@ -1,5 +1,7 @@
 #include "pipeline/eqz_tools.h"
 
+#include "model/tensor_role.h"
+
 #include "quant/eqz_decode.h"
 
 #include "common/error.h"
@@ -62,6 +64,32 @@ VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const KeepGoingFn&
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return r;
+}
+
+std::vector<TensorReport> eqzTensorReports(const EqzFile& file) {
+  std::vector<TensorReport> out;
+  for (const EqzTensor& t : file.tensors()) {
+    TensorReport r;
+    r.name = t.name;
+    r.shape = t.shape;
+    r.dtype = t.dtype;
+    r.role = classifyTensor(t.name, t.shape, t.dtype).role;
+    r.encoding = t.encoding;
+    r.numel = t.numel();
+    r.storedBytes = t.storedBytes();
+    r.effectiveBits = r.numel ? 8.0 * static_cast<double>(r.storedBytes) / static_cast<double>(r.numel) : 0;
+    auto number = [&](const char* key) {
+      return t.stats.is_object() && t.stats.contains(key) && t.stats[key].is_number() ? t.stats[key].get<double>() : 0.0;
+    };
+    r.entropyBits = number("entropy_bpw");
+    r.lambda = number("lambda");
+    r.distinctSymbols = static_cast<int>(number("distinct_symbols"));
+    r.relL1 = number("rel_l1");
+    r.relL2 = number("rel_l2");
+    r.sensitivity = number("sensitivity");
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 DecompressReport decompressEqz(const EqzFile& file, const fs::path& dirArg, ThreadPool& pool,

@@ -4,6 +4,7 @@
 
 #include "common/progress.h"
 #include "format/eqz.h"
+#include "pipeline/compress.h"
 
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,11 @@ struct VerifyReport {
 // progress: Phase::Verify, one unit per compressed tensor decoded.
 VerifyReport verifyEqz(const EqzFile& file, ThreadPool& pool, const KeepGoingFn& keepGoing = {},
                        const ProgressFn& progress = {});
+
+// What compress measured for each tensor, read back from the file's index (no decoding): encoding, stored bytes,
+// effective and entropy bits, lambda, distinct codes, relative errors, sensitivity. Kept tensors have only the first
+// ones. Values the index lacks (a hand-edited file) are 0.
+std::vector<TensorReport> eqzTensorReports(const EqzFile& file);
 
 struct DecompressReport {
   std::size_t tensors = 0, files = 0;

@@ -91,6 +91,10 @@ std::vector<double> allocate(const std::vector<AllocCurve>& curves, double targe
     bits[i] = h[++at[i]].rate;
     pushNext(i);
   }
+  // A target beyond what the curves reach (each at its most bits): the rest spread evenly, as every tensor's rate
+  // control can go past its curve's end.
+  if (used < budget && total > 0)
+    for (auto& b : bits) b += (budget - used) / total;
   for (auto& b : bits) b = std::clamp(b, 0.5, 8.0);
   return bits;
 }
@@ -216,9 +220,25 @@ Plan planBits(const Analysis& a, const PlanSettings& s) {
     }
     plan.tensors.push_back(std::move(t));
   }
+  // holdTotal: the free tensors (those no rule decides) average what the rules leave of the whole budget.
+  double freeTarget = s.target.value;
+  if (s.holdTotal && s.method == Method::EntQuant && !s.givenScales &&
+      s.target.mode == quant::RateTarget::Mode::Bits) {
+    double ruledBits = 0, ruledWeights = 0, freeWeights = 0;
+    for (const auto& t : plan.tensors) {
+      if (!t.compress || !t.target) continue;
+      if (t.ruled) ruledBits += t.target->value * static_cast<double>(t.numel), ruledWeights += static_cast<double>(t.numel);
+      else freeWeights += static_cast<double>(t.numel);
+    }
+    if (freeWeights > 0) {
+      freeTarget = std::clamp((s.target.value * (ruledWeights + freeWeights) - ruledBits) / freeWeights, 0.5, 8.0);
+      for (auto& t : plan.tensors)
+        if (t.compress && t.target && !t.ruled) t.target->value = freeTarget;
+    }
+  }
   if (!curves.empty()) {
     const bool balanced = s.balancedAllocation && allocation != Allocation::Measured;
-    const auto bits = allocate(curves, s.target.value, balanced);
+    const auto bits = allocate(curves, freeTarget, balanced);
     for (std::size_t i = 0; i < curves.size(); ++i) plan.tensors[curves[i].tensor].target->value = bits[i];
   }
   // Predictions.
@@ -306,6 +326,7 @@ nlohmann::ordered_json Plan::toJson() const {
         {"allocation", std::string(allocationName(settings.allocation))},
         {"allocation_error", settings.balancedAllocation ? "balanced" : "matrix"},
         {"layer_bits", rules},
+        {"hold_total", settings.holdTotal},
         {"given_scales", settings.givenScales},
         {"segment_symbols", settings.segmentSymbols}}},
       {"predicted",
@@ -351,6 +372,7 @@ Plan Plan::fromJson(const nlohmann::json& j, const std::string& label) {
     s.target = {modeOf(sr), sr.number("value")};
     s.balancedAllocation = sr.string("allocation_error") != "matrix";
     s.givenScales = sr.boolean("given_scales");
+    s.holdTotal = sr.has("hold_total") && sr.boolean("hold_total");
     s.segmentSymbols = static_cast<std::uint32_t>(sr.unsignedInteger("segment_symbols"));
     for (const auto& rj : sr.array("layer_bits")) {
       const JsonReader rr(rj, label + ": layer_bits");

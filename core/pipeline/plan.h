@@ -56,6 +56,10 @@ struct PlanSettings {
   // relative MSE. Measured always uses the plain one (its sensitivity is per unit of it).
   bool balancedAllocation = true;
   std::vector<LayerRule> rules;
+  // The target is the mean over every compressed tensor, those the rules decide included: the allocation (uniform
+  // or not) spends what the rules leave. False (the CLI's default): the rules' tensors are outside the budget and
+  // the others average the target.
+  bool holdTotal = false;
   // Row scales come from a file instead of a search (CompressOptions::scalesFile): no targets, rules may only keep.
   bool givenScales = false;
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
