@@ -222,11 +222,14 @@ void MainWindow::buildUi() {
   scroll->setWidget(side);
   scroll->setWidgetResizable(true);
   scroll->setFrameShape(QFrame::NoFrame);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);  // the panels wrap to the dock's width
+  side->setMinimumWidth(360);
   auto* dock = new QDockWidget(tr("Model and settings"));
   dock->setObjectName("settingsDock");
   dock->setWidget(scroll);
   dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
   addDockWidget(Qt::LeftDockWidgetArea, dock);
+  dock->setMinimumWidth(380);
 
   status_ = new JobStatus;
   statusBar()->addWidget(status_, 1);

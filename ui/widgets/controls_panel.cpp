@@ -72,7 +72,7 @@ ControlsPanel::ControlsPanel(ModelDocument& document, QWidget* parent) : QWidget
                              "blocks and v / down projections counting more. Rules fix layers outside it."));
   form->addRow(tr("Allocation"), allocation_);
 
-  holdTotal_ = new QCheckBox(tr("Keep the total when layers are set by hand"));
+  holdTotal_ = new QCheckBox(tr("Keep the total"));
   holdTotal_->setToolTip(tr("On: layers you set (rules, the table, the charts) take their bits from the others, so "
                             "the file size stays. Off: they are outside the target, as the CLI's --layer-bits."));
   form->addRow(QString(), holdTotal_);
