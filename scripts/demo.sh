@@ -26,6 +26,9 @@ echo; echo "== entquant compare $MODEL $OUT/model.eqz --text $TEXT   (perplexity
 $EQ compare "$MODEL" "$OUT/model.eqz" --text "$TEXT"
 echo; echo "== entquant generate $OUT/model.eqz --chat --prompt \"$PROMPT\"   (one chat turn, compressed model)"
 $EQ generate "$OUT/model.eqz" --chat --prompt "$PROMPT" --max-tokens 64
+echo; echo "== entquant-studio --screenshot $OUT/studio.png $MODEL   (the desktop app, rendered offscreen)"
+./build/app/entquant-studio --screenshot "$OUT/studio.png" "$MODEL" --bits 3
+echo "wrote $OUT/studio.png"
 echo
-echo "Next: talk with it (entquant chat $OUT/model.eqz), or see entquant --help."
-echo "The desktop GUI is not built yet: it arrives with its own issue; everything above is the entquant CLI."
+echo "Next: open the app (./build/app/entquant-studio $MODEL), talk with the compressed model"
+echo "(entquant chat $OUT/model.eqz), or see entquant --help."

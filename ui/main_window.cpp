@@ -27,6 +27,7 @@
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QIcon>
 #include <QInputDialog>
 #include <QLabel>
 #include <QLineEdit>
@@ -144,9 +145,15 @@ void MainWindow::buildActions() {
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(about_);
 
+  // the desktop theme's icons where it has them (they scale on high-DPI screens); the toolbar shows text beside them
+  openFolder_->setIcon(QIcon::fromTheme("folder-open"));
+  openFile_->setIcon(QIcon::fromTheme("document-open"));
+  savePlan_->setIcon(QIcon::fromTheme("document-save"));
+  compress_->setIcon(QIcon::fromTheme("archive-insert", QIcon::fromTheme("package-x-generic")));
+  cancel_->setIcon(QIcon::fromTheme("process-stop"));
   QToolBar* bar = addToolBar(tr("Main"));
   bar->setObjectName("mainToolBar");
-  bar->setToolButtonStyle(Qt::ToolButtonTextOnly);
+  bar->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
   for (QAction* a : {openFolder_, openFile_, compress_, cancel_}) bar->addAction(a);
 }
 
@@ -321,6 +328,7 @@ void MainWindow::connectDocument() {
   connect(&doc_, &ModelDocument::compressFinished, this, [this](const QString& output) {
     refreshActions();
     refreshTotals();
+    refreshDepthChart();
     if (!doc_.lastSummary()) return;
     const CompressSummary& s = *doc_.lastSummary();
     status_->end(tr("Compressed to %1").arg(output));
@@ -524,7 +532,7 @@ void MainWindow::refreshDepthChart() {
   std::vector<DepthBar> bars;
   for (const TensorAnalysis& t : doc_.analysis().tensors) {
     if (!t.compressible) continue;
-    DepthBar b{QString::fromStdString(t.name), t.layer, t.role, {}, {}};
+    DepthBar b{QString::fromStdString(t.name), t.layer, t.role, {}, {}, {}};
     if (doc_.isEqz()) {
       if (const auto m = doc_.measured().find(t.name); m != doc_.measured().end()) {
         b.bits = m->second.effectiveBits;
@@ -533,6 +541,8 @@ void MainWindow::refreshDepthChart() {
     } else if (const PlannedTensor* p = doc_.plan() ? doc_.plan()->find(t.name) : nullptr) {
       if (p->compress) b.bits = p->predictedBits ? p->predictedBits : (p->target ? std::optional(p->target->value) : std::nullopt);
       if (p->predictedRelMse) b.relError = std::sqrt(*p->predictedRelMse);
+      if (const auto m = doc_.measured().find(t.name); m != doc_.measured().end() && m->second.encoding != Encoding::Raw)
+        b.measuredBits = m->second.effectiveBits;
     }
     bars.push_back(std::move(b));
   }

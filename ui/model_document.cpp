@@ -226,7 +226,7 @@ void ModelDocument::decompress(const QString& folder) {
                           folder.toStdString(), codeSettings_.threads);
 }
 
-void ModelDocument::requestLayerDetail(const QString& tensor) {
+void ModelDocument::requestLayerDetail(const QString& tensor, qint64 row) {
   if (!source()) return;
   const std::string name = tensor.toStdString();
   const auto it = index_.find(name);
@@ -235,6 +235,7 @@ void ModelDocument::requestLayerDetail(const QString& tensor) {
   o.format = settings_.format;
   o.objective = settings_.objective;
   o.threads = codeSettings_.threads;
+  o.row = row;
   if (plan_)
     if (const PlannedTensor* t = plan_->find(name); t && t->target) o.target = *t->target;
   layerRequested_ = tensor;

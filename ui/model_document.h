@@ -78,7 +78,8 @@ class ModelDocument : public QObject {
   const std::optional<CompressSummary>& lastSummary() const { return summary_; }
 
   // ---- The selected layer's histograms ----
-  void requestLayerDetail(const QString& tensor);  // last request wins
+  // Last request wins. `row`: the row whose code grid is drawn (-1: the sampled row with the largest |w|).
+  void requestLayerDetail(const QString& tensor, qint64 row = -1);
   const LayerDetail& layerDetail() const { return layerJob_.result(); }
 
  signals:

@@ -13,20 +13,34 @@
 
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QIcon>
 #include <QTabWidget>
 #include <QTimer>
 
 #include <cstdio>
+
+namespace {
+QtMessageHandler previousHandler = nullptr;
+
+// The offscreen platform's notes that do not concern the user (it has no window manager, no runtime folder).
+void quietOffscreen(QtMsgType type, const QMessageLogContext& context, const QString& message) {
+  if (message.contains("propagateSizeHints") || message.startsWith("QStandardPaths: XDG_RUNTIME_DIR")) return;
+  if (previousHandler) previousHandler(type, context, message);
+  else std::fprintf(stderr, "%s\n", qPrintable(qFormatLogMessage(type, context, message)));
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   eq::keepFreedBuffers();
   bool screenshot = false;
   for (int i = 1; i < argc; ++i) screenshot |= QByteArray(argv[i]) == "--screenshot";
   if (screenshot && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+  if (screenshot) previousHandler = qInstallMessageHandler(quietOffscreen);
   QApplication app(argc, argv);
   QApplication::setOrganizationName("EntQuant");
   QApplication::setApplicationName("EntQuant Studio");
   QApplication::setApplicationVersion(ENTQUANT_VERSION);
+  QApplication::setWindowIcon(QIcon(":/icons/entquant-studio.svg"));
 
   QCommandLineParser cli;
   cli.setApplicationDescription("EntQuant Studio: compress language models with entropy-coded Float8 quantization");

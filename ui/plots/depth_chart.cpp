@@ -21,13 +21,21 @@ QColor roleColor(TensorRole r) {
 
 DepthChart::DepthChart(QWidget* parent) : PlotBase(parent) {
   selectedSeries_ = new QCPBars(xAxis, yAxis);
+  // QCustomPlot's "overlay" layer lies above "main": outlines drawn over the bars, not stacked on them
+  selectedSeries_->setLayer("overlay");
   selectedSeries_->setPen(QPen(QColor(200, 40, 40), 2));
   selectedSeries_->setBrush(Qt::NoBrush);
+  selectedSeries_->setWidth(0.85);
   selectedSeries_->setName(tr("selected"));
   errors_ = addGraph(xAxis, yAxis2);
   errors_->setLineStyle(QCPGraph::lsNone);
   errors_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDiamond, QColor(60, 60, 60), 5));
   errors_->setName(tr("predicted rel. error"));
+  measured_ = addGraph(xAxis, yAxis);
+  measured_->setLineStyle(QCPGraph::lsNone);
+  measured_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssPlus, QColor(20, 20, 20), 9));
+  measured_->setName(tr("measured bits"));
+  measured_->setLayer("overlay");
   xAxis->setLabel(tr("layers by block"));
   yAxis->setLabel(tr("target bits per weight"));
   yAxis->setRange(0, 8.5);
@@ -77,6 +85,7 @@ void DepthChart::redraw() {
   for (auto& [role, s] : series_) s->data()->clear();
   selectedSeries_->data()->clear();
   errors_->data()->clear();
+  measured_->data()->clear();
   double errMax = 0;
   for (std::size_t i = 0; i < bars_.size(); ++i) {
     const DepthBar& b = bars_[i];
@@ -87,14 +96,15 @@ void DepthChart::redraw() {
       s->setBrush(roleColor(b.role));
       s->setName(QString::fromStdString(std::string(roleName(b.role))));
       s->setWidth(0.85);
-      selectedSeries_->setWidth(0.85);
-      selectedSeries_->moveAbove(s);
     }
     const double h = b.bits.value_or(8.0);
     s->addData(x_[i], h);
     if (selected_.contains(b.name)) selectedSeries_->addData(x_[i], h);
     if (b.relError) errors_->addData(x_[i], *b.relError), errMax = std::max(errMax, *b.relError);
+    if (b.measuredBits) measured_->addData(x_[i], *b.measuredBits);
   }
+  if (measured_->data()->isEmpty()) measured_->removeFromLegend();
+  else if (!legend->hasItemWithPlottable(measured_)) measured_->addToLegend();
   auto ticker = QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText);
   const int every = std::max(1, static_cast<int>(blockTicks.size()) / 16);
   QVector<double> keys;
@@ -129,6 +139,7 @@ QString DepthChart::toolTipAt(const QPointF& pixel) const {
   const DepthBar& b = bars_[static_cast<std::size_t>(i)];
   QString tip = b.name + "\n" + (b.bits ? tr("%1 bits per weight").arg(*b.bits, 0, 'f', 3) : tr("kept as it is"));
   if (b.relError) tip += tr("\npredicted relative error %1").arg(*b.relError, 0, 'f', 4);
+  if (b.measuredBits) tip += tr("\nwritten at %1 bits per weight").arg(*b.measuredBits, 0, 'f', 3);
   return tip + tr("\nDrag up or down to change its bits");
 }
 

@@ -21,6 +21,7 @@ struct DepthBar {
   TensorRole role = TensorRole::Other;
   std::optional<double> bits;      // nullopt: kept as it is
   std::optional<double> relError;  // predicted relative RMS error
+  std::optional<double> measuredBits;  // what the last compression wrote
 };
 
 class DepthChart : public PlotBase {
@@ -56,6 +57,7 @@ class DepthChart : public PlotBase {
   std::map<TensorRole, QCPBars*> series_;  // one per role, so the legend names them
   QCPBars* selectedSeries_;
   QCPGraph* errors_;
+  QCPGraph* measured_;
   QStringList selected_;
   bool dragging_ = false;
   std::optional<double> dragBits_;

@@ -5,14 +5,33 @@
 #include "plots/histogram_plot.h"
 
 #include <QGridLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSpinBox>
+#include <QVBoxLayout>
 
 #include <cmath>
 
 namespace eq::ui {
 
 LayerPlots::LayerPlots(ModelDocument& document, QWidget* parent) : QWidget(parent), doc_(document) {
-  auto* grid = new QGridLayout(this);
-  grid->setContentsMargins(2, 2, 2, 2);
+  auto* outer = new QVBoxLayout(this);
+  outer->setContentsMargins(2, 2, 2, 2);
+  auto* top = new QHBoxLayout;
+  caption_ = new QLabel;
+  caption_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  row_ = new QSpinBox;
+  row_->setRange(-1, 0);
+  row_->setSpecialValueText(tr("widest"));
+  row_->setValue(-1);
+  row_->setToolTip(tr("The row whose code grid (the values its 8-bit codes stand for, at its scale) is drawn over "
+                      "the weights; 'widest': the sampled row with the largest |w|"));
+  top->addWidget(caption_, 1);
+  top->addWidget(new QLabel(tr("Grid of row")));
+  top->addWidget(row_);
+  outer->addLayout(top);
+  auto* grid = new QGridLayout;
+  outer->addLayout(grid, 1);
   weights_ = new HistogramPlot(tr("weight value"));
   codes_ = new CodeHistogramPlot;
   errors_ = new HistogramPlot(tr("error (w_hat - w)"));
@@ -41,6 +60,9 @@ LayerPlots::LayerPlots(ModelDocument& document, QWidget* parent) : QWidget(paren
     const std::optional<double> target = p && p->target ? std::optional(p->target->value) : std::nullopt;
     if (!doc_.isEqz() && !layer_.isEmpty() && target != requestedTarget_) request();
   });
+  connect(row_, &QSpinBox::editingFinished, this, [this] {
+    if (!layer_.isEmpty() && !doc_.isEqz()) request();
+  });
   connect(curve_, &CurvePlot::bitsChosen, this, [this](double bits) {
     if (!layer_.isEmpty()) doc_.setTensorBits({layer_}, bits);
   });
@@ -50,6 +72,12 @@ LayerPlots::LayerPlots(ModelDocument& document, QWidget* parent) : QWidget(paren
 void LayerPlots::showLayer(const QString& tensor) {
   const bool changed = tensor != layer_;
   layer_ = tensor;
+  caption_->setText(tensor.isEmpty() ? QString() : QStringLiteral("<b>%1</b>").arg(tensor.toHtmlEscaped()));
+  if (changed) {
+    const TensorAnalysis* t = doc_.analysis().find(tensor.toStdString());
+    row_->setRange(-1, t && t->rows > 0 ? static_cast<int>(t->rows - 1) : 0);
+    row_->setValue(-1);
+  }
   if (tensor.isEmpty()) {
     const QString hint = tr("Select a layer in the table or on the depth chart");
     weights_->clearData(hint);
@@ -75,7 +103,7 @@ void LayerPlots::showLayer(const QString& tensor) {
 void LayerPlots::request() {
   const PlannedTensor* p = doc_.plan() ? doc_.plan()->find(layer_.toStdString()) : nullptr;
   requestedTarget_ = p && p->target ? std::optional(p->target->value) : std::nullopt;
-  doc_.requestLayerDetail(layer_);  // the histograms follow on a worker (last request wins)
+  doc_.requestLayerDetail(layer_, row_->value());  // the histograms follow on a worker (last request wins)
 }
 
 void LayerPlots::showCurve() {

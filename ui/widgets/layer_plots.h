@@ -8,6 +8,9 @@
 
 #include <QWidget>
 
+class QSpinBox;
+class QLabel;
+
 namespace eq::ui {
 
 class CodeHistogramPlot;
@@ -38,6 +41,8 @@ class LayerPlots : public QWidget {
   CodeHistogramPlot* codes_;
   HistogramPlot* errors_;
   CurvePlot* curve_;
+  QSpinBox* row_;    // the row whose grid is drawn; -1: the widest sampled row
+  QLabel* caption_;  // the layer's name
 };
 
 }  // namespace eq::ui
