@@ -1,5 +1,7 @@
 #include "main_window.h"
 
+#include "chat/ab_pane.h"
+#include "chat/chat_pane.h"
 #include "common/cpu_isa.h"
 #include "common/error.h"
 #include "common/units.h"
@@ -11,6 +13,7 @@
 #include "widgets/layer_plots.h"
 #include "widgets/message_banner.h"
 #include "widgets/overview_panel.h"
+#include "widgets/quality_card.h"
 #include "widgets/rules_editor.h"
 
 #include <QAction>
@@ -200,6 +203,12 @@ void MainWindow::buildUi() {
   tabs_ = new QTabWidget;
   tabs_->addTab(plots_, tr("Layer"));
   tabs_->addTab(depth_, tr("Depth"));
+  chat_ = new ChatPane;
+  tabs_->addTab(chat_, tr("Chat"));
+  ab_ = new AbPane;
+  tabs_->addTab(ab_, tr("A/B"));
+  quality_ = new QualityCard(doc_);
+  tabs_->addTab(quality_, tr("Quality"));
   tabs_->setCurrentIndex(1);
   auto* split = new QSplitter(Qt::Vertical);
   split->setObjectName("mainSplitter");
@@ -294,6 +303,18 @@ void MainWindow::connectDocument() {
   });
   connect(&doc_, &ModelDocument::modelOpened, this, [this] {
     banner_->hide();
+    if (doc_.isEqz()) {
+      chat_->setCandidates({}, doc_.path());
+      // the model it was compressed from, where the file says and it is still there
+      const auto& index = doc_.model().session->eqz()->index();
+      if (index.contains("source") && index["source"].is_object() && index["source"].contains("input") &&
+          index["source"]["input"].is_string()) {
+        const QString source = QString::fromStdString(index["source"]["input"].get<std::string>());
+        if (QFileInfo::exists(source)) setComparison(source, doc_.path());
+      }
+    } else {
+      chat_->setCandidates(doc_.path(), {});
+    }
     addRecent(doc_.path());
     setWindowTitle(tr("%1 - EntQuant Studio").arg(QFileInfo(doc_.path()).fileName()));
     view_->resizeColumnsToContents();
@@ -334,6 +355,14 @@ void MainWindow::connectDocument() {
     status_->end(tr("Compressed to %1").arg(output));
     auto* openResult = new QAction(tr("Open result"), banner_);
     connect(openResult, &QAction::triggered, this, [this, output] { openPath(output); });
+    chat_->setCandidates(doc_.path(), output);
+    setComparison(doc_.path(), output);
+    auto* chatWith = new QAction(tr("Chat with it"), banner_);
+    connect(chatWith, &QAction::triggered, this, [this, output] {
+      chat_->chooseModel(output);
+      chat_->loadChosen();
+      tabs_->setCurrentWidget(chat_);
+    });
     auto* showFolder = new QAction(tr("Show in folder"), banner_);
     connect(showFolder, &QAction::triggered, this, [output] {
       QDesktopServices::openUrl(QUrl::fromLocalFile(QFileInfo(output).absolutePath()));
@@ -348,7 +377,7 @@ void MainWindow::connectDocument() {
             .arg(s.effectiveBpw, 0, 'f', 3)
             .arg(QString::fromStdString(formatDuration(s.seconds)), bytesText(s.predictedBytes))
             .arg(off, 0, 'f', 2),
-        {openResult, showFolder});
+        {chatWith, openResult, showFolder});
   });
   connect(&doc_, &ModelDocument::compressFailed, this, [this](const JobError& e) {
     status_->end(tr("Compression failed; no file was written"));
@@ -597,6 +626,12 @@ void MainWindow::writeSettings() const {
   s.setValue("options/objective", QString::fromStdString(std::string(quant::objectiveName(p.objective))));
   s.setValue("options/allocation", QString::fromStdString(std::string(allocationName(p.allocation))));
   s.setValue("options/holdTotal", p.holdTotal);
+}
+
+void MainWindow::setComparison(const QString& original, const QString& compressed) {
+  chat_->setCandidates(original, compressed);
+  ab_->setModels(original, compressed);
+  quality_->setModels(original, compressed);
 }
 
 bool MainWindow::saveScreenshot(const QString& path) { return grab().save(path); }

@@ -19,6 +19,9 @@ class QTabWidget;
 
 namespace eq::ui {
 
+class AbPane;
+class ChatPane;
+class QualityCard;
 class ControlsPanel;
 class DepthChart;
 class JobStatus;
@@ -55,6 +58,9 @@ class MainWindow : public QMainWindow {
   JobStatus& jobStatus() { return *status_; }
   QString totalsText() const;
   QTabWidget& tabs() { return *tabs_; }
+  ChatPane& chat() { return *chat_; }
+  AbPane& ab() { return *ab_; }
+  QualityCard& quality() { return *quality_; }
   // Compress without asking for the file (tests, and the path the dialog returned).
   void compressTo(const QString& output);
 
@@ -81,6 +87,8 @@ class MainWindow : public QMainWindow {
   void setBitsForSelection();
   QStringList selectedTensors() const;
   void about();
+  // The original and the compressed model, for A/B and the quality check.
+  void setComparison(const QString& original, const QString& compressed);
 
   ModelDocument doc_;
   LayerTableModel* table_;
@@ -92,6 +100,9 @@ class MainWindow : public QMainWindow {
   QTabWidget* tabs_;
   LayerPlots* plots_;
   DepthChart* depth_;
+  ChatPane* chat_;
+  AbPane* ab_;
+  QualityCard* quality_;
   ControlsPanel* controls_;
   RulesEditor* rules_;
   OverviewPanel* overview_;

@@ -1,5 +1,7 @@
 #include "common/units.h"
 
+#include <cstdio>
+
 #include "common/error.h"
 
 #include <fmt/format.h>
@@ -40,6 +42,17 @@ std::string formatDuration(double seconds) {
 std::uint64_t physicalMemoryBytes() {
   const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 8ull << 30;
+}
+
+std::uint64_t availableMemoryBytes() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return physicalMemoryBytes();
+  char line[256];
+  std::uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "MemAvailable: %lu kB", &kb) == 1) break;
+  std::fclose(f);
+  return kb ? kb * 1024 : physicalMemoryBytes();
 }
 
 void requireMemory(std::uint64_t bytes, std::string_view what) {

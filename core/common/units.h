@@ -13,6 +13,8 @@ std::string formatDuration(double seconds);       // "1 min 12 s", "0.35 s"
 
 // The machine's physical memory in bytes (8 GiB where the system does not say); memory budgets start from it.
 std::uint64_t physicalMemoryBytes();
+// Memory a new allocation can take now without swapping (Linux: MemAvailable; elsewhere the physical memory).
+std::uint64_t availableMemoryBytes();
 
 // Before allocating what a file declares: throws Error(Unsupported) "<what>: needs <bytes> of memory, more than this
 // machine has (<physical>)" when `bytes` exceeds the physical memory, instead of letting a corrupt or hostile size

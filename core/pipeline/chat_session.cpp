@@ -30,6 +30,14 @@ std::string ChatSession::renderPrompt(const std::string& userText) const {
   return template_.render(conversation(firstKept_, userText), ro);
 }
 
+std::string ChatSession::undoLastTurn() {
+  if (messages_.size() < 2) return {};
+  std::string user = messages_[messages_.size() - 2].content;
+  messages_.resize(messages_.size() - 2);
+  firstKept_ = std::min(firstKept_, messages_.size());
+  return user;
+}
+
 ChatTurn ChatSession::send(const std::string& userText, GenerateOptions options) {
   ChatTurn turn;
   text::ChatRenderOptions ro;

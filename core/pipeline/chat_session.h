@@ -26,6 +26,14 @@ class ChatSession {
   const std::vector<text::ChatMessage>& messages() const { return messages_; }
   // Extra template variables (e.g. {"enable_thinking": false}).
   void setTemplateVariables(nlohmann::ordered_json vars) { variables_ = std::move(vars); }
+  // Another template for this conversation (an override; the model's own is given to the constructor).
+  void setTemplate(text::ChatTemplate chatTemplate) { template_ = std::move(chatTemplate); }
+  const text::ChatTemplate& chatTemplate() const { return template_; }
+  // Takes back the last exchange (the user's message and the answer) and returns the user's text, so that it can be
+  // sent again (regenerate) or edited; "" when there is none. The cache keeps what it can reuse.
+  std::string undoLastTurn();
+  // Tokens in the model's cache (prompt and answers of the conversation so far, as far as they are kept).
+  std::int64_t contextUsed() const { return lm_.position(); }
 
   // The prompt the template renders for the history plus `userText` (add_generation_prompt=true).
   std::string renderPrompt(const std::string& userText) const;

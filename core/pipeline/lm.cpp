@@ -122,6 +122,8 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
   std::int64_t agree = 0;
   for (std::int64_t k = 0; k < w.count; ++k) {
     if (o.keepGoing && !o.keepGoing()) fail(Errc::Cancelled, "comparison cancelled");
+    const double kl0 = kl, nllA0 = r.original.nll, nllB0 = r.compressed.nll;
+    const std::int64_t agree0 = agree;
     const std::span<const std::int32_t> window(w.ids.data() + k * o.ctx, static_cast<std::size_t>(o.ctx));
     a.reset();
     b.reset();
@@ -144,6 +146,9 @@ CompareResult compareModels(model::CausalLM& a, model::CausalLM& b, const text::
     }
     ++r.original.windows;
     ++r.compressed.windows;
+    const double scored = static_cast<double>(o.ctx - 1);
+    r.windows.push_back({(kl - kl0) / scored, std::exp((r.original.nll - nllA0) / scored),
+                         std::exp((r.compressed.nll - nllB0) / scored), static_cast<double>(agree - agree0) / scored});
     progress.report(static_cast<std::uint64_t>(k + 1));
   }
   a.reset();

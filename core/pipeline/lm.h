@@ -41,8 +41,16 @@ PerplexityResult perplexity(model::CausalLM& lm, const text::Tokenizer& tok, con
 // The same over token ids.
 PerplexityResult perplexityOfIds(model::CausalLM& lm, std::vector<std::int32_t> ids, const PerplexityOptions& options);
 
+// One window of a comparison.
+struct WindowComparison {
+  double meanKl = 0;         // KL(original || compressed) averaged over the window's scored positions
+  double pplOriginal = 0, pplCompressed = 0;
+  double top1Agreement = 0;
+};
+
 struct CompareResult {
   PerplexityResult original, compressed;  // each model's perplexity on the same windows
+  std::vector<WindowComparison> windows;  // window by window, in the text's order
   double meanKl = 0;         // mean KL(original || compressed) of the next-token distributions, in nats
   double top1Agreement = 0;  // fraction of scored positions where both models' most likely token is the same
   double seconds = 0;

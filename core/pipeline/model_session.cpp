@@ -115,6 +115,26 @@ text::SamplingParams ModelSession::samplingDefaults() const {
   return p;
 }
 
+ModelSession::RunMemory ModelSession::runMemory(std::int64_t contextLength) const {
+  RunMemory m;
+  if (!config_) return m;
+  const InspectReport r = inspect();
+  for (const InspectTensor& t : r.tensors) {
+    if (t.encoding == Encoding::EntQuant) {
+      const std::uint64_t rows = t.shape.empty() || !t.shape.back() ? 0 : t.numel / static_cast<std::uint64_t>(t.shape.back());
+      m.weights += t.numel + 4 * rows;
+    } else if (t.encoding && *t.encoding != Encoding::Raw) {
+      m.weights += 2 * t.numel;  // a baseline: decoded to bf16
+    } else {
+      m.weights += (t.dtype == DType::BF16 && t.shape.size() >= 2 ? 2 : 4) * t.numel;
+    }
+  }
+  m.context = config_->maxPositions > 0 ? std::min(contextLength, config_->maxPositions) : contextLength;
+  m.kvCache = 8ull * static_cast<std::uint64_t>(config_->numLayers) * static_cast<std::uint64_t>(m.context) *
+              static_cast<std::uint64_t>(config_->numKvHeads * config_->headDim);
+  return m;
+}
+
 ThreadPool& ModelSession::pool() {
   if (!pool_) pool_ = std::make_unique<ThreadPool>(options_.threads);
   return *pool_;

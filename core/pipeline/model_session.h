@@ -69,6 +69,16 @@ class ModelSession {
   // greedy when it says do_sample false or has none.
   text::SamplingParams samplingDefaults() const;
 
+  // What loading the engine for `contextLength` positions will take, before it runs: the weights as the engine
+  // holds them (an .eqz file's codes at 1 byte per weight plus a float scale per row, kept bf16 tensors at 2 bytes,
+  // other dtypes as float32) and the float32 KV cache. Nothing when the model has no config.json.
+  struct RunMemory {
+    std::uint64_t weights = 0, kvCache = 0;
+    std::int64_t context = 0;  // clamped to the model's
+    std::uint64_t total() const { return weights + kvCache; }
+  };
+  RunMemory runMemory(std::int64_t contextLength) const;
+
   // Loads the weights into the CPU engine (an .eqz file's streams are decoded here) with the session's progress and
   // cancel; again with another context length reloads. Error(BadConfig) without config.json, Error(Unsupported)
   // for an architecture the engine does not run.
