@@ -319,6 +319,8 @@ void MainWindow::connectDocument() {
     setWindowTitle(tr("%1 - EntQuant Studio").arg(QFileInfo(doc_.path()).fileName()));
     view_->resizeColumnsToContents();
     plots_->showLayer({});
+    controls_->setEnabled(!doc_.isEqz());  // an .eqz file is compressed already: nothing to plan
+    rules_->setEnabled(!doc_.isEqz());
     if (doc_.isEqz()) status_->end(tr("Opened %1: the values compress measured, from its index").arg(doc_.path()));
     else status_->begin(tr("Analyzing..."));
     refreshDepthChart();

@@ -61,6 +61,8 @@ class MainWindow : public QMainWindow {
   ChatPane& chat() { return *chat_; }
   AbPane& ab() { return *ab_; }
   QualityCard& quality() { return *quality_; }
+  // The original and the compressed model, for the chat pane's choices, A/B and the quality check.
+  void setComparison(const QString& original, const QString& compressed);
   // Compress without asking for the file (tests, and the path the dialog returned).
   void compressTo(const QString& output);
 
@@ -87,8 +89,6 @@ class MainWindow : public QMainWindow {
   void setBitsForSelection();
   QStringList selectedTensors() const;
   void about();
-  // The original and the compressed model, for A/B and the quality check.
-  void setComparison(const QString& original, const QString& compressed);
 
   ModelDocument doc_;
   LayerTableModel* table_;

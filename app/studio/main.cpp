@@ -2,11 +2,15 @@
 //
 //   entquant-studio [MODEL]
 //   entquant-studio --screenshot FILE.png [MODEL] [--select TENSOR] [--bits B] [--tab layer|depth] [--size WxH]
+//                   [--chat PROMPT | --ab PROMPT --original PATH | --quality --original PATH [--windows N]]
 //
 // --screenshot renders the window offscreen once the model is open and analyzed (and the selected layer's plots
 // are drawn), saves a PNG and exits: for the README and for looking at the layout without a display.
 #include "common/allocator.h"
+#include "chat/ab_pane.h"
+#include "chat/chat_pane.h"
 #include "main_window.h"
+#include "widgets/quality_card.h"
 #include "plots/depth_chart.h"
 #include "widgets/controls_panel.h"
 #include "widgets/layer_plots.h"
@@ -53,7 +57,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption bits("bits", "Set the target bits (screenshot mode)", "B");
   const QCommandLineOption tab("tab", "Show the layer or depth tab (screenshot mode)", "layer|depth");
   const QCommandLineOption size("size", "Window size (screenshot mode)", "WxH", "1500x950");
-  cli.addOptions({shot, select, bits, tab, size});
+  const QCommandLineOption chat("chat", "Load MODEL in the chat pane and ask PROMPT (screenshot mode)", "PROMPT");
+  const QCommandLineOption ab("ab", "Ask PROMPT in A/B, MODEL against --original (screenshot mode)", "PROMPT");
+  const QCommandLineOption quality("quality", "Run the quality check of MODEL against --original (screenshot mode)");
+  const QCommandLineOption original("original", "The original model for --ab and --quality", "PATH");
+  const QCommandLineOption windows("windows", "Windows of the quality check (screenshot mode)", "N", "8");
+  cli.addOptions({shot, select, bits, tab, size, chat, ab, quality, original, windows});
   cli.process(app);
   const QStringList models = cli.positionalArguments();
 
@@ -87,6 +96,39 @@ int main(int argc, char** argv) {
     finish();
   });
   auto ready = [&] {
+    if (cli.isSet(chat)) {
+      window.tabs().setCurrentWidget(&window.chat());
+      QObject::connect(&window.chat().engine(), &eq::ui::ChatEngine::loaded, &app,
+                       [&] { window.chat().send(cli.value(chat)); });
+      QObject::connect(&window.chat().engine(), &eq::ui::ChatEngine::answered, &app, [&] { finish(); });
+      QObject::connect(&window.chat().engine(), &eq::ui::ChatEngine::loadFailed, &app, [&] { finish(); });
+      window.chat().chooseModel(models.front());
+      window.chat().setSampling(eq::text::SamplingParams{0.0f});
+      window.chat().loadChosen();
+      return;
+    }
+    if (cli.isSet(ab) || cli.isSet(quality)) {
+      window.setComparison(cli.value(original), models.front());
+      if (cli.isSet(ab)) {
+        window.tabs().setCurrentWidget(&window.ab());
+        auto& pane = window.ab();
+        QObject::connect(&pane, &eq::ui::AbPane::bothAnswered, &app, [&] { finish(); });
+        QTimer* poll = new QTimer(&app);  // asks once both are loaded
+        QObject::connect(poll, &QTimer::timeout, &app, [&, poll] {
+          if (!pane.statusText().startsWith("Both loaded") && !(pane.sequential() && !pane.statusText().isEmpty())) return;
+          poll->stop();
+          pane.send(cli.value(ab));
+        });
+        pane.load();
+        poll->start(100);
+      } else {
+        window.tabs().setCurrentWidget(&window.quality());
+        QObject::connect(&window.quality(), &eq::ui::QualityCard::finished, &app, [&] { finish(); });
+        window.quality().setWindows(512, cli.value(windows).toLongLong());
+        window.quality().run();
+      }
+      return;
+    }
     if (cli.isSet(bits)) window.controls().setTargetBits(cli.value(bits).toDouble());
     window.tabs().setCurrentIndex(cli.value(tab) == "layer" ? 0 : 1);
     if (cli.isSet(select)) {

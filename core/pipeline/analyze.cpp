@@ -130,7 +130,7 @@ Analysis analyzeModel(const ModelSource& source, const AnalyzeOptions& o) {
         const auto m = quant::MatrixView::of(source.data(t), t.info->dtype, t.info->shape);
         ThreadPool& pool = *poolStorage;
         if (o.probe) ta.measuredSensitivity = measuredSensitivity(*o.probe, m, qo, o.probeTarget, ta.name, pool);
-        ta.curve = quant::rateCurve(m, qo, pool, o.curveRows);
+        ta.curve = quant::rateCurve(m, qo, pool, o.curveRows, o.sampledNormalization);
         ta.stats = weightStats(m, o.curveRows);
       } catch (const Error& e) {
         if (e.code() == Errc::Cancelled) fail(Errc::Cancelled, "analysis cancelled");

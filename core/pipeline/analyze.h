@@ -74,6 +74,9 @@ struct AnalyzeOptions {
   quant::Objective objective = quant::Objective::EcsqMse;
   std::uint32_t segmentSymbols = codec::kDefaultSegmentSymbols;
   std::int64_t curveRows = 256;  // rows sampled per tensor (evenly spaced); smaller tensors are measured whole
+  // Read only the sampled rows (quant::rateCurve's sampledSums): the GUI's analysis, many times faster on a large
+  // model. False (compress, plan): every row, as the CLI's allocation has always read them.
+  bool sampledNormalization = false;
   // Which compressible tensors get a curve and statistics (null: all). The others are listed without them.
   std::function<bool(const std::string& name)> include;
   // `--allocation measured` (a study variant): each analyzed tensor is quantized alone at probeTarget, swapped into

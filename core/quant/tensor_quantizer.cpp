@@ -57,8 +57,10 @@ bool isEcsq(Objective o) {
 
 // Per-row search data of every rowStep-th row (all rows when 1) for the objective (none for given scales): the
 // paper's hull (also the start of the ECSQ objectives, whose candidates come later), or every grid point and the
-// absmax start for paper-local. The sums cover every row.
-Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t rowStep = 1) {
+// absmax start for paper-local. The sums cover every row, or with `sampledSums` only the sampled ones, scaled up to
+// the whole tensor (an estimate that reads a rowStep-th of the weights).
+Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t rowStep = 1,
+                 bool sampledSums = false) {
   Analysis a;
   const bool search = o.log2Scales.empty();
   const bool local = search && o.objective == Objective::PaperLocal;
@@ -77,6 +79,7 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
     double abs = 0, sq = 0;
     bool bad = false;
     for (std::int64_t r = r0; r < r1; ++r) {
+      if (sampledSums && r % rowStep != 0) continue;
       m.row(r, w.data());
       float absmax = 0;
       double rowAbs = 0, rowSq = 0;
@@ -107,6 +110,11 @@ Analysis analyze(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool
     a.absSum += b.abs;
     a.sqSum += b.sq;
     nonFinite |= b.bad;
+  }
+  if (sampledSums && rowStep > 1) {
+    const double scale = static_cast<double>(m.rows) / static_cast<double>((m.rows + rowStep - 1) / rowStep);
+    a.absSum *= scale;
+    a.sqSum *= scale;
   }
   if (nonFinite) fail(Errc::Unsupported, "contains NaN or infinite weights, which cannot be quantized");
   return a;
@@ -458,13 +466,14 @@ std::string_view objectiveName(Objective o) {
 
 std::uint16_t scaleOfLog2(float log2Scale) { return f32ToBf16(std::exp2f(bf16ToF32(f32ToBf16(log2Scale)))); }
 
-std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t maxRows) {
+std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& o, ThreadPool& pool, std::int64_t maxRows,
+                                 bool sampledSums) {
   const std::int64_t step = std::max<std::int64_t>(1, (m.rows + maxRows - 1) / maxRows);
   // ECSQ tensors are allocated by the paper objective's curve (its lambda sweep is cheap and ranks tensors alike).
   QuantizeOptions po = o;
   po.log2Scales = {};
   if (isEcsq(po.objective)) po.objective = Objective::Paper;
-  const Analysis a = analyze(m, po, pool, step);
+  const Analysis a = analyze(m, po, pool, step, sampledSums);
   // The balanced error's element weights: row and column factors (Sinkhorn-Knopp on the squared weights of the
   // sampled rows) that give every sampled row and every column the same weighted energy. Computed in order on this
   // thread, so the same on every run.

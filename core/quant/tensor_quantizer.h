@@ -90,8 +90,11 @@ struct QuantizedTensor {
 struct RatePoint {
   double lambda = 0, bits = 0, relMse = 0, relMseBalanced = 0;
 };
+// The lambdas are normalized by the whole tensor's sum |w| (the paper's objective), read from every row; with
+// `sampledSums` estimated from the sampled rows instead, so that only about maxRows rows are read (the GUI's analysis
+// of a large model: a 70B model's curves without reading its 140 GB; the points move a little along the same curve).
 std::vector<RatePoint> rateCurve(const MatrixView& m, const QuantizeOptions& options, ThreadPool& pool,
-                                 std::int64_t maxRows = 256);
+                                 std::int64_t maxRows = 256, bool sampledSums = false);
 
 // The bf16 scale of a given log2 scale: bf16(2^bf16(l)).
 std::uint16_t scaleOfLog2(float log2Scale);

@@ -11,6 +11,10 @@ WindowPlot::WindowPlot(QWidget* parent) : PlotBase(parent) {
   bars_->setBrush(QColor(120, 90, 170));
   bars_->setWidth(0.8);
   xAxis->setLabel(tr("window of the text"));
+  auto ticker = QSharedPointer<QCPAxisTickerFixed>(new QCPAxisTickerFixed);
+  ticker->setTickStep(1);
+  ticker->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);  // whole windows only
+  xAxis->setTicker(ticker);
   yAxis->setLabel(tr("mean KL divergence (nats)"));
   setExportName("kl-by-window");
 }
