@@ -6,6 +6,7 @@
 #include "models/layer_table_model.h"
 #include "models/rule_list_model.h"
 #include "pipeline/demo_model.h"
+#include "save_file.h"
 #include "plots/curve_plot.h"
 #include "plots/depth_chart.h"
 #include "test_util.h"
@@ -18,6 +19,7 @@
 
 #include <QApplication>
 #include <QElapsedTimer>
+#include <QFile>
 #include <QMimeData>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -332,6 +334,21 @@ class TestStudio : public QObject {
 
   // The GUI thread's longest pause while analysis and compression ran (dropFillsTheTable, compressAndMeasure): a
   // gap over a second would mean a blocking call on it.
+  // Exports are all or nothing: a failed write names the file and leaves what was there.
+  void exportsAreAllOrNothing() {
+    QTemporaryDir dir;
+    const QString file = dir.filePath("table.csv");
+    QCOMPARE(eq::ui::saveFile(file, "first\n"), QString());
+    QCOMPARE(eq::ui::saveFile(file, "second\n"), QString());
+    QFile in(file);
+    QVERIFY(in.open(QIODevice::ReadOnly));
+    QCOMPARE(in.readAll(), QByteArray("second\n"));
+    const QString missing = dir.filePath("no-such-folder/table.csv");
+    const QString error = eq::ui::saveFile(missing, "x");
+    QVERIFY2(error.startsWith(missing + ": cannot be written ("), qPrintable(error));
+    QVERIFY(!QFile::exists(missing));
+  }
+
   void guiThreadNeverBlocks() {
     qInfo("worst gap of the GUI thread's event loop while workers ran: %lld ms", static_cast<long long>(worstGap_));
     QVERIFY2(worstGap_ < 1000, qPrintable(QString::number(worstGap_)));

@@ -1,4 +1,5 @@
 #include "main_window.h"
+#include "save_file.h"
 
 #include "chat/ab_pane.h"
 #include "chat/chat_pane.h"
@@ -475,12 +476,11 @@ void MainWindow::exportTable() {
                                                  QFileInfo(doc_.path()).completeBaseName() + "-layers.csv",
                                                  tr("CSV (*.csv);;JSON (*.json)"));
   if (f.isEmpty()) return;
-  QFile out(f);
-  if (!out.open(QIODevice::WriteOnly)) {
-    banner_->showMessage(MessageBanner::Kind::Error, tr("%1: cannot be written (%2)").arg(f, out.errorString()));
+  const QString error = saveFile(f, f.endsWith(".json", Qt::CaseInsensitive) ? table_->toJson() : table_->toCsv().toUtf8());
+  if (!error.isEmpty()) {
+    banner_->showMessage(MessageBanner::Kind::Error, error);
     return;
   }
-  out.write(f.endsWith(".json", Qt::CaseInsensitive) ? table_->toJson() : table_->toCsv().toUtf8());
   status_->end(tr("Table written to %1").arg(f));
 }
 

@@ -1,6 +1,7 @@
 #include "chat/chat_pane.h"
 
 #include "chat/message_delegate.h"
+#include "save_file.h"
 #include "common/error.h"
 #include "common/units.h"
 
@@ -386,14 +387,11 @@ void ChatPane::exportConversation() {
   const QString f = QFileDialog::getSaveFileName(this, tr("Export conversation"), "conversation.md",
                                                  tr("Markdown (*.md);;JSON (*.json)"));
   if (f.isEmpty()) return;
-  QFile out(f);
-  if (!out.open(QIODevice::WriteOnly)) {
-    messages_.addNote(tr("%1: cannot be written (%2)").arg(f, out.errorString()));
-    return;
-  }
   const QString model = engine_.model() ? engine_.model()->path : QString();
-  out.write(f.endsWith(".json", Qt::CaseInsensitive) ? messages_.toJson(model).toJson()
-                                                     : messages_.toMarkdown(tr("Conversation with %1").arg(model)).toUtf8());
+  const QString error = saveFile(f, f.endsWith(".json", Qt::CaseInsensitive)
+                                        ? messages_.toJson(model).toJson()
+                                        : messages_.toMarkdown(tr("Conversation with %1").arg(model)).toUtf8());
+  if (!error.isEmpty()) messages_.addNote(error);
 }
 
 QString ChatPane::memoryText() const { return memory_->text(); }

@@ -1,4 +1,5 @@
 #include "widgets/quality_card.h"
+#include "save_file.h"
 
 #include "common/error.h"
 #include "pipeline/demo_model.h"
@@ -77,9 +78,8 @@ QualityCard::QualityCard(ModelDocument& document, QWidget* parent) : QWidget(par
   connect(export_, &QPushButton::clicked, this, [this] {
     const QString f = QFileDialog::getSaveFileName(this, tr("Export report"), "quality-report.json", tr("JSON (*.json)"));
     if (f.isEmpty()) return;
-    QFile out(f);
-    if (out.open(QIODevice::WriteOnly)) out.write(reportJson());
-    else status_->end(tr("%1: cannot be written (%2)").arg(f, out.errorString()));
+    const QString error = saveFile(f, reportJson());
+    status_->end(error.isEmpty() ? tr("Report written to %1").arg(f) : error);
   });
   connect(&job_, &BackgroundJob::progressed, status_, &JobStatus::show);
   connect(&job_, &BackgroundJob::failed, this, [this](const JobError& e) {
