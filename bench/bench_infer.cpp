@@ -1,11 +1,13 @@
 // Benchmark: CPU inference speed of a 1.1B-parameter Llama-shaped model (TinyLlama shapes: 22 layers, hidden 2048,
 // MLP 5632, 32 heads / 4 KV heads, vocab 32000; synthetic LLM-like weights) from bf16 safetensors and from an .eqz
-// compressed at 3 bits: load time, prefill and decode tokens/s for each kernel instruction set, against the
-// memory-bandwidth floor (bytes of weights read per decoded token / measured read bandwidth). Prefill and decode are
-// timed --repeat times (default 3) and the medians printed.
-// Usage: bench_infer [--layers N] [--threads N] [--isa avx2,avx512bw,avx512] [--repeat N] [--keep DIR]
-//   --isa   kernels to time, comma-separated (default: avx2 and, where the CPU has it, avx512)
+// compressed at 3 bits: load time, prefill (64- and 512-token prompts) and decode tokens/s for each kernel
+// instruction set, against the memory-bandwidth floor (bytes of weights read per decoded token / measured read
+// bandwidth). Prefill and decode are timed --repeat times (default 3) and the medians printed.
+// Usage: bench_infer [--layers N] [--threads N] [--isa avx2,avx512bw,avx512,amx] [--repeat N] [--keep DIR] [--logits last|all]
+//   --isa   kernels to time, comma-separated (default: avx2 and, where the CPU has them, avx512 and amx)
 //   --keep  build the two models in DIR and reuse them in later runs with the same --layers (saves the compression)
+//   --logits last (default): a prompt's prefill as generation runs it, with the output layer for its last position
+//            only; all: for every position, as perplexity needs
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/safetensors_writer.h"
@@ -81,13 +83,13 @@ std::vector<KernelIsa> parseIsas(const std::string& list) {
   std::stringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
     bool known = false;
-    for (const auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512})
+    for (const auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512, KernelIsa::Amx})
       if (kernelIsaName(isa) == name) {
         known = true;
         if (kernelIsaSupported(isa)) out.push_back(isa);
         else fmt::print(stderr, "skipping {}: this CPU lacks it\n", name);
       }
-    if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512bw, avx512)\n", name);
+    if (!known) fmt::print(stderr, "unknown instruction set {} (generic, avx2, avx512bw, avx512, amx)\n", name);
   }
   return out;
 }
@@ -97,7 +99,8 @@ std::vector<KernelIsa> parseIsas(const std::string& list) {
 int main(int argc, char** argv) {
   int layers = 22, repeat = 3;
   unsigned threads = 0;
-  std::string isaList = "avx2,avx512", keep;
+  std::string isaList = "avx2,avx512,amx", keep;
+  bool allLogits = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--layers") layers = std::stoi(argv[i + 1]);
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
     else if (a == "--isa") isaList = argv[i + 1];
     else if (a == "--repeat") repeat = std::max(1, std::stoi(argv[i + 1]));
     else if (a == "--keep") keep = argv[i + 1];
+    else if (a == "--logits") allLogits = std::string(argv[i + 1]) == "all";
   }
   const auto isas = parseIsas(isaList);
   const int hidden = 2048, inter = 5632, heads = 32, kvHeads = 4, vocab = 32000, hd = hidden / heads;
@@ -163,42 +167,48 @@ int main(int argc, char** argv) {
   const std::string compressed = reuse ? "reused from " + dir.string() : fmt::format("in {:.1f} s", seconds(t0));
   const double bw = readBandwidth(pool);
   fmt::print("model: Llama-shaped, {} layers, {:.2f} B parameters; compressed to 3 bits {}; {} threads; "
-             "read bandwidth {:.1f} GB/s; medians of {} runs\n\n", layers, params / 1e9, compressed, pool.size(),
-             bw / 1e9, repeat);
-  fmt::print("{:<6} {:<7} {:>7} {:>7} {:>14} {:>13} {:>12} {:>9}\n", "weights", "kernels", "load s", "RAM GB",
-             "prefill tok/s", "decode tok/s", "floor tok/s", "vs floor");
-  const std::vector<std::int32_t> prompt = [] {
+             "read bandwidth {:.1f} GB/s; medians of {} runs; prefill with logits of {}\n\n", layers, params / 1e9,
+             compressed, pool.size(), bw / 1e9, repeat, allLogits ? "every position" : "the last position");
+  fmt::print("{:<6} {:<8} {:>7} {:>7} {:>11} {:>12} {:>13} {:>12} {:>9}\n", "weights", "kernels", "load s", "RAM GB",
+             "prefill 64", "prefill 512", "decode tok/s", "floor tok/s", "vs floor");
+  const auto promptOf = [](int length) {
     std::vector<std::int32_t> p;
-    for (int i = 0; i < 64; ++i) p.push_back((i * 7919) % 32000);
+    for (int i = 0; i < length; ++i) p.push_back((i * 7919) % 32000);
     return p;
-  }();
+  };
+  const std::vector<std::int32_t> prompt = promptOf(64), longPrompt = promptOf(512);
   for (const char* which : {"bf16", "eqz"}) {
     const std::filesystem::path path = std::string(which) == "bf16" ? dir / "bf16" : dir / "m.eqz";
     t0 = Clock::now();
     const auto ws = model::WeightSource::open(path, pool);
     model::LoadOptions lo;
-    lo.contextLength = 256;
+    lo.contextLength = 1024;
     const auto lm = model::loadCausalLM(*ws, pool, lo);
     const double load = seconds(t0);
     // Bytes read per decoded token: every matrix except the embedding table (bf16 in both; one row of it is read).
     const double perToken = static_cast<double>(lm->weightBytes()) - 2.0 * static_cast<double>(vocab) * hidden;
     const double floorTps = bw / perToken;
+    const auto logitRows = allLogits ? model::CausalLM::LogitRows::All : model::CausalLM::LogitRows::Last;
     for (const auto isa : isas) {
       setKernelIsa(isa);
-      std::vector<double> prefill, decode;
+      std::vector<double> prefill, prefillLong, decode;
       for (int rep = 0; rep < repeat; ++rep) {
         lm->reset();
         t0 = Clock::now();
-        lm->forward(prompt);
+        lm->forward(longPrompt, {}, logitRows);
+        prefillLong.push_back(static_cast<double>(longPrompt.size()) / seconds(t0));
+        lm->reset();
+        t0 = Clock::now();
+        lm->forward(prompt, {}, logitRows);
         prefill.push_back(static_cast<double>(prompt.size()) / seconds(t0));
         const int steps = 16;
         t0 = Clock::now();
         for (int i = 0; i < steps; ++i) lm->forward(std::vector<std::int32_t>{(i * 31) % vocab});
         decode.push_back(steps / seconds(t0));
       }
-      fmt::print("{:<6} {:<7} {:>7.2f} {:>7.2f} {:>14.1f} {:>13.2f} {:>12.2f} {:>8.2f}x\n", which,
-                 kernelIsaName(isa), load, lm->weightBytes() / 1e9, median(prefill), median(decode), floorTps,
-                 floorTps / median(decode));
+      fmt::print("{:<6} {:<8} {:>7.2f} {:>7.2f} {:>11.1f} {:>12.1f} {:>13.2f} {:>12.2f} {:>8.2f}x\n", which,
+                 kernelIsaName(isa), load, lm->weightBytes() / 1e9, median(prefill), median(prefillLong),
+                 median(decode), floorTps, floorTps / median(decode));
     }
   }
   return 0;

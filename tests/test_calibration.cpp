@@ -369,7 +369,7 @@ class TestCalibration : public QObject {
       return t.xtx;
     }());
     const KernelIsa before = kernelIsa();
-    for (auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512}) {
+    for (auto isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512, KernelIsa::Amx}) {
       if (!setKernelIsa(isa)) continue;
       InputGram g2(n), s2(n);
       g2.add(x.data(), tokens / 2, &pool);

@@ -1,6 +1,7 @@
 // The CPU inference engine against HF transformers (float32 logits of every position for the tiny fixtures,
 // tests/data/golden/logits_golden.json), KV-cache decoding equal to a full prefill, .eqz weights (FP8 codes)
 // against their decompressed bf16 folder, and the error paths.
+#include "common/cpu_isa.h"
 #include "common/thread_pool.h"
 #include "format/archive.h"
 #include "format/safetensors.h"
@@ -11,6 +12,7 @@
 #include "pipeline/lm.h"
 #include "test_util.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace eq;
@@ -61,6 +63,10 @@ class TestInference : public QObject {
                           "tiny-mixtral", "tiny-gemma", "tiny-gemma2"})
       QTest::newRow(m) << QString(m);
   }
+  // How far a prompt's logits may be from a float32 reference: the float32 kernels' rounding, or, where prefill
+  // runs on the AMX tiles, also the activations' bf16 parts (up to 2^-16 of each product, linear_amx.cpp).
+  static double prefillTolerance(double float32) { return kernelIsa() == KernelIsa::Amx ? 3e-5 : float32; }
+
   void matchesTransformers() {
     QFETCH(QString, name);
     const auto& g = golden_["models"][name.toStdString()];
@@ -71,7 +77,7 @@ class TestInference : public QObject {
     const auto argmaxes = g["argmax"].get<std::vector<std::int64_t>>();
     for (std::size_t i = 0; i < ids_.size(); ++i) {
       const auto ref = g["logits"][i].get<std::vector<float>>();
-      QVERIFY2(relL2(logits.data() + i * v, ref.data(), ref.size()) < 1e-5,
+      QVERIFY2(relL2(logits.data() + i * v, ref.data(), ref.size()) < prefillTolerance(1e-5),
                qPrintable(QString("position %1: rel L2 %2").arg(i).arg(relL2(logits.data() + i * v, ref.data(), ref.size()))));
       QCOMPARE(argmax(logits.data() + i * v, v), argmaxes[i]);
     }
@@ -124,8 +130,11 @@ class TestInference : public QObject {
       stepwise.insert(stepwise.end(), one.begin(), one.end());
     }
     QCOMPARE(lm->position(), std::int64_t(ids_.size()));
+    double worst = 0;
     for (std::size_t i = 0; i < ids_.size(); ++i)
-      QVERIFY(relL2(stepwise.data() + i * v, full.data() + i * v, std::size_t(v)) < 1e-6);
+      worst = std::max(worst, relL2(stepwise.data() + i * v, full.data() + i * v, std::size_t(v)));
+    qInfo("%s kernels: worst rel L2 %.3g", kernelIsaName(kernelIsa()).data(), worst);
+    QVERIFY2(worst < prefillTolerance(1e-6), qPrintable(QString("rel L2 %1").arg(worst)));
   }
 
   void eqzRunsLikeItsDecompressedWeights() {

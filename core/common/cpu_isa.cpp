@@ -6,11 +6,29 @@
 #include <cstdio>
 #include <cstdlib>
 
+#ifdef EQ_X86_KERNELS
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace eq {
 namespace {
 
+#ifdef EQ_X86_KERNELS
+// AMX's tile data is a 8 KB part of the thread state that Linux (5.16 and later) hands out per process on request:
+// without it the first tile instruction faults. Asked once; false where the kernel refuses or predates it.
+bool amxGranted() {
+  static const bool granted = [] {
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return granted;
+}
+#endif
+
 KernelIsa bestIsa() {
-  return kernelIsaSupported(KernelIsa::Avx512)   ? KernelIsa::Avx512
+  return kernelIsaSupported(KernelIsa::Amx)      ? KernelIsa::Amx
+         : kernelIsaSupported(KernelIsa::Avx512) ? KernelIsa::Avx512
          : kernelIsaSupported(KernelIsa::Avx512Bw) ? KernelIsa::Avx512Bw
          : kernelIsaSupported(KernelIsa::Avx2)     ? KernelIsa::Avx2
                                                    : KernelIsa::Generic;
@@ -20,13 +38,13 @@ KernelIsa initialIsa() {
   const KernelIsa best = bestIsa();
   const char* env = std::getenv("ENTQUANT_ISA");
   if (!env || !*env) return best;
-  for (const KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512}) {
+  for (const KernelIsa isa : {KernelIsa::Generic, KernelIsa::Avx2, KernelIsa::Avx512Bw, KernelIsa::Avx512, KernelIsa::Amx}) {
     if (kernelIsaName(isa) != env) continue;
     if (kernelIsaSupported(isa)) return isa;
     fmt::print(stderr, "ENTQUANT_ISA={}: this CPU or build lacks it; using {}\n", env, kernelIsaName(best));
     return best;
   }
-  fmt::print(stderr, "ENTQUANT_ISA={} is not generic, avx2, avx512bw or avx512; using {}\n", env, kernelIsaName(best));
+  fmt::print(stderr, "ENTQUANT_ISA={} is not generic, avx2, avx512bw, avx512 or amx; using {}\n", env, kernelIsaName(best));
   return best;
 }
 
@@ -50,6 +68,9 @@ bool kernelIsaSupported(KernelIsa isa) {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
+    case KernelIsa::Amx:
+      return kernelIsaSupported(KernelIsa::Avx512) && __builtin_cpu_supports("avx512bf16") &&
+             __builtin_cpu_supports("amx-tile") && __builtin_cpu_supports("amx-bf16") && amxGranted();
 #endif
     default: return false;
   }
@@ -69,6 +90,7 @@ std::string_view kernelIsaName(KernelIsa isa) {
     case KernelIsa::Avx2: return "avx2";
     case KernelIsa::Avx512: return "avx512";
     case KernelIsa::Avx512Bw: return "avx512bw";
+    case KernelIsa::Amx: return "amx";
   }
   return "?";
 }

@@ -9,10 +9,12 @@ namespace eq {
 
 // The instruction set of the CPU kernels (model/linear.h, quant/error_feedback.h), process-wide. Chosen at first
 // use: the best the CPU supports, or the one named by the environment variable ENTQUANT_ISA (generic, avx2, avx512bw
-// or avx512) when the CPU has it.
+// avx512 or amx) when the CPU has it.
 // Avx512: AVX512F/BW/VL/VBMI (Ice Lake, Sapphire Rapids, Zen 4 and later); Avx512Bw: the same kernels with an FP8
-// decoder that needs no VBMI (Skylake-SP, Cascade Lake, Cooper Lake).
-enum class KernelIsa : int { Generic, Avx2, Avx512, Avx512Bw };
+// decoder that needs no VBMI (Skylake-SP, Cascade Lake, Cooper Lake); Amx: the Avx512 kernels, and AMX tiles
+// (AMX-TILE, AMX-BF16, with AVX512-BF16: Sapphire Rapids and later Xeons) for the multi-token GEMM, where the
+// operating system grants the process their state.
+enum class KernelIsa : int { Generic, Avx2, Avx512, Avx512Bw, Amx };
 KernelIsa kernelIsa();
 bool kernelIsaSupported(KernelIsa isa);
 // Switches the kernels (tests and benchmarks compare them); false, and no change, where the CPU lacks `isa`.

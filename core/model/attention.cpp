@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include "common/thread_pool.h"
+#include "model/vector_math.h"
 
 #include <algorithm>
 #include <cmath>
@@ -34,6 +35,46 @@ inline float headDot(const float* a, const float* b, std::int64_t n) {
 #endif
   for (; t < n; ++t) d += a[t] * b[t];
   return d;
+}
+
+#ifdef __AVX2__
+// q . k for eight keys at once (k + u * stride, u < 8), hd a multiple of 8: one sum of eight lanes per key, reduced
+// together by a tree of horizontal adds (the same order for every key, run and thread). Reducing each key alone made
+// the reduction, not the multiplies, most of the time of a long prompt's scores.
+inline void headDots8(const float* q, const float* k, std::int64_t stride, std::int64_t hd, float* out) {
+  __m256 a[8];
+  for (auto& x : a) x = _mm256_setzero_ps();
+  for (std::int64_t t = 0; t < hd; t += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + t);
+    for (int u = 0; u < 8; ++u) a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + u * stride + t), a[u]);
+  }
+  // hadd(x, y) = [x0+x1, x2+x3, y0+y1, y2+y3 | x4+x5, x6+x7, y4+y5, y6+y7]: after two levels the low 128 bits hold
+  // the sums of lanes 0-3 of four keys and the high 128 bits those of lanes 4-7.
+  const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31)));
+}
+
+#endif
+
+// sc[j] = exp(sc[j] - mx) for j < count; returns their sum (eight lanes, then the lanes in a fixed order).
+inline float softmaxExp(float* sc, std::int64_t count, float mx) {
+  std::int64_t j = 0;
+  float sum = 0;
+#ifdef __AVX2__
+  __m256 acc = _mm256_setzero_ps();
+  const __m256 m = _mm256_set1_ps(mx);
+  for (; j + 8 <= count; j += 8) {
+    const __m256 v = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), m));
+    _mm256_storeu_ps(sc + j, v);
+    acc = _mm256_add_ps(acc, v);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc);
+  for (const float l : lanes) sum += l;
+#endif
+  for (; j < count; ++j) sum += (sc[j] = vmath::exp1(sc[j] - mx));
+  return sum;
 }
 
 // out[0, n) = sum over j < count of w[j] * rows[j * stride + t], summed over j in order with one fused multiply-add
@@ -87,16 +128,21 @@ void causalAttention(const AttentionShape& s, const float* q, std::int64_t n, co
     if (scores.size() < static_cast<std::size_t>(count)) scores.resize(static_cast<std::size_t>(count));
     float* sc = scores.data();
     float mx = -INFINITY;
-    for (std::int64_t j = first; j <= p; ++j) {
-      const float* kh = kc + j * kvd + kvh * hd;
-      float v = headDot(qh, kh, hd) * s.scale;
+    const float* kh = kc + first * kvd + kvh * hd;
+    std::int64_t j = 0;
+#ifdef __AVX2__
+    if (hd % 8 == 0)
+      for (; j + 8 <= count; j += 8) headDots8(qh, kh + j * kvd, kvd, hd, sc + j);
+#endif
+    for (; j < count; ++j) sc[j] = headDot(qh, kh + j * kvd, hd);
+    for (j = 0; j < count; ++j) {
+      float v = sc[j] * s.scale;
       if (s.softcap > 0) v = std::tanh(v / s.softcap) * s.softcap;
-      sc[j - first] = v;
+      sc[j] = v;
       mx = std::max(mx, v);
     }
-    float sum = 0;
-    for (std::int64_t j = 0; j < count; ++j) sum += (sc[j] = std::exp(sc[j] - mx));
-    for (std::int64_t j = 0; j < count; ++j) sc[j] /= sum;
+    const float sum = softmaxExp(sc, count, mx);
+    for (j = 0; j < count; ++j) sc[j] /= sum;
     weightedRows(sc, count, vc + first * kvd + kvh * hd, kvd, hd, out + i * qd + hh * hd);
   });
 }

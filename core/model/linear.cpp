@@ -106,12 +106,76 @@ const KernelSet* kernelSet(KernelIsa isa) {
     case KernelIsa::Avx2: return &avx2Kernels();
     case KernelIsa::Avx512: return &avx512Kernels();
     case KernelIsa::Avx512Bw: return &avx512bwKernels();
+    case KernelIsa::Amx: {
+      static const KernelSet amx = [] {  // the AVX-512 set, and matrix tiles for the multi-token GEMM
+        KernelSet k = avx512Kernels();
+        k.name = "amx";
+        k.tiles = &amxTileKernels();
+        return k;
+      }();
+      return &amx;
+    }
 #endif
     default: return nullptr;
   }
 }
 
+namespace {
+
+// A pass of the tile GEMM covers at most this many tokens: their packed activations (two bf16 parts, 4 bytes per
+// token and column) stay at most 12 MB for the widest matrices of a 1B model.
+constexpr std::int64_t kTileTokensPerPass = 512;
+
+bool tilesFit(const KernelSet& k, const Weights* w, std::size_t count, std::int64_t n) {
+  if (!k.tiles || n < k.tiles->minTokens) return false;
+  for (std::size_t i = 0; i < count; ++i)
+    if (w[i].type == WeightType::F32 || w[i].cols != w[0].cols) return false;
+  return true;
+}
+
+void tileForward(const TileKernels& tk, const Weights* w, std::size_t count, const float* x, std::int64_t n,
+                 float* const* y, ThreadPool& pool) {
+  const std::int64_t cols = w[0].cols;
+  struct Task {
+    std::size_t matrix;
+    std::int64_t r0, r1;
+  };
+  std::vector<Task> tasks;
+  for (std::size_t i = 0; i < count; ++i)
+    for (std::int64_t r0 = 0; r0 < w[i].rows; r0 += tk.rowsPerTask)
+      tasks.push_back({i, r0, std::min(w[i].rows, r0 + tk.rowsPerTask)});
+  thread_local std::vector<std::uint16_t> packedStorage;
+  for (std::int64_t t0 = 0; t0 < n; t0 += kTileTokensPerPass) {
+    const std::int64_t m = std::min(kTileTokensPerPass, n - t0);
+    const auto elems = static_cast<std::size_t>(tk.packedElems(m, cols)) + 32;
+    if (packedStorage.size() < elems) packedStorage.resize(elems);
+    std::uint16_t* packed = packedStorage.data() + (64 - reinterpret_cast<std::uintptr_t>(packedStorage.data()) % 64) % 64 / 2;
+    const std::int64_t tiles = (m + tk.tokenPad - 1) / tk.tokenPad * tk.tokenPad / tk.tokenTile;
+    constexpr std::int64_t kTilesPerTask = 2;
+    pool.parallelFor(taskCount(tiles, kTilesPerTask), [&](std::size_t t) {
+      const std::int64_t b0 = static_cast<std::int64_t>(t) * kTilesPerTask;
+      tk.pack(x + t0 * cols, m, cols, b0, std::min(tiles, b0 + kTilesPerTask), packed);
+    });
+    pool.parallelFor(tasks.size(), [&](std::size_t t) {
+      const Task& task = tasks[t];
+      thread_local std::vector<std::uint8_t> scratch;
+      const auto bytes = static_cast<std::size_t>(tk.scratchBytes(m));
+      if (scratch.size() < bytes) scratch.resize(bytes);
+      tk.gemm(w[task.matrix], task.r0, task.r1, packed, m, y[task.matrix] + t0 * w[task.matrix].rows, scratch.data());
+    });
+  }
+}
+
+}  // namespace
+
+void forwardShared(const KernelSet& k, const Weights* w, std::size_t count, const float* x, std::int64_t n,
+                   float* const* y, ThreadPool& pool) {
+  if (tilesFit(k, w, count, n)) return tileForward(*k.tiles, w, count, x, n, y, pool);
+  for (std::size_t i = 0; i < count; ++i) forward(k, w[i], x, n, y[i], pool);
+}
+
 void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t n, float* y, ThreadPool& pool) {
+  if (n > 1 && tilesFit(k, &w, 1, n)) return tileForward(*k.tiles, &w, 1, x, n, &y, pool);
   const Layout layout = k.layout(w);
   const std::int64_t slots = layout.windows * layout.window;
   if (n == 1) {  // decode: a GEMV, each weight read once from memory
@@ -234,16 +298,14 @@ void Linear::forward(const float* x, std::int64_t n, float* y, ThreadPool& pool)
 void forwardShared(std::span<const Linear* const> ws, const float* x, std::int64_t n, std::span<float* const> ys,
                    ThreadPool& pool) {
   if (ws.size() != ys.size()) fail(Errc::InvalidArgument, "forwardShared: {} matrices, {} outputs", ws.size(), ys.size());
-  if (n != 1) {
-    for (std::size_t i = 0; i < ws.size(); ++i) ws[i]->forward(x, n, ys[i], pool);
-    return;
-  }
   std::vector<kernels::Weights> w;
   for (const Linear* l : ws) {
     if (l->cols != ws[0]->cols) fail(Errc::InvalidArgument, "forwardShared: matrices of {} and {} columns", ws[0]->cols, l->cols);
     w.push_back(weightsOf(*l));
   }
-  kernels::gemvShared(*kernels::kernelSet(kernelIsa()), w.data(), w.size(), x, ys.data(), pool);
+  const kernels::KernelSet& k = *kernels::kernelSet(kernelIsa());
+  if (n == 1) kernels::gemvShared(k, w.data(), w.size(), x, ys.data(), pool);
+  else kernels::forwardShared(k, w.data(), w.size(), x, n, ys.data(), pool);
 }
 
 Linear Linear::sliceRows(std::int64_t r0, std::int64_t r1) const {

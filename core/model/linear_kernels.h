@@ -34,6 +34,22 @@ struct Layout {
   const std::uint8_t* order = nullptr;
 };
 
+// A GEMM on matrix tiles (AMX, linear_amx.cpp) for n >= minTokens tokens and weights of every type but F32. The
+// activations are packed once per call (pack: token tiles [tb0, tb1) of `tokenTile` tokens into `packed`, which
+// holds packedElems(n, cols) elements for n tokens rounded up to a multiple of tokenPad, those past n packed as
+// zeros) and shared by every matrix of that width; gemm
+// then computes rows [r0, r1) (at most rowsPerTask) for all n tokens, y[t * rows + r], with `scratch` of
+// scratchBytes(n) bytes of the calling thread's own.
+struct TileKernels {
+  std::int64_t minTokens, rowsPerTask, tokenTile, tokenPad;
+  std::int64_t (*packedElems)(std::int64_t n, std::int64_t cols);
+  void (*pack)(const float* x, std::int64_t n, std::int64_t cols, std::int64_t tb0, std::int64_t tb1,
+               std::uint16_t* packed);
+  std::int64_t (*scratchBytes)(std::int64_t n);
+  void (*gemm)(const Weights& w, std::int64_t r0, std::int64_t r1, const std::uint16_t* packed, std::int64_t n,
+               float* y, void* scratch);
+};
+
 struct KernelSet {
   const char* name;
   Layout (*layout)(const Weights& w);
@@ -47,12 +63,14 @@ struct KernelSet {
   void (*gemm)(const Weights& w, const Layout& layout, std::int64_t r0, std::int64_t r1, const float* xt,
                std::int64_t n, std::int64_t nPad, float* y, float* scratch);
   std::int64_t (*gemmScratchFloats)(const Layout& layout, std::int64_t nPad);
+  const TileKernels* tiles = nullptr;  // the multi-token GEMM on matrix tiles, where the set has one
 };
 
 #ifdef EQ_X86_KERNELS  // defined by core/CMakeLists.txt where it builds these units
 const KernelSet& avx2Kernels();
 const KernelSet& avx512Kernels();    // its functions need AVX512F/BW/VL/VBMI
 const KernelSet& avx512bwKernels();  // its functions need AVX512F/BW/VL
+const TileKernels& amxTileKernels();   // its functions need AVX512F/BW/VL/VBMI/BF16, AMX-TILE and AMX-BF16
 #endif
 
 // Defined in linear.cpp (for Linear::forward and the kernel tests), never called by the kernel units:
@@ -63,5 +81,9 @@ void forward(const KernelSet& k, const Weights& w, const float* x, std::int64_t 
 // One token through `count` matrices that share the input x (q/k/v, gate/up; forward's GEMV is count 1):
 // y[i] = W_i x, all rows in one hand-off to the pool (each matrix's activations put in slot order once, shared where the layouts agree).
 void gemvShared(const KernelSet& k, const Weights* w, std::size_t count, const float* x, float* const* y, ThreadPool& pool);
+// n tokens through `count` matrices of the same width that share the input x: forward() for each, but on matrix
+// tiles (where k has them and n and the weight types allow) with the activations packed once for all.
+void forwardShared(const KernelSet& k, const Weights* w, std::size_t count, const float* x, std::int64_t n,
+                   float* const* y, ThreadPool& pool);
 
 }  // namespace eq::model::kernels

@@ -10,6 +10,7 @@
 #include "model/causal_lm.h"
 #include "model/kv_cache.h"
 #include "model/rope.h"
+#include "model/vector_math.h"
 
 #include <fmt/format.h>
 
@@ -35,8 +36,7 @@ struct Block {
 };
 
 void rmsNorm(const float* x, const float* w, std::int64_t n, double eps, float* out) {
-  double ss = 0;
-  for (std::int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  const double ss = vmath::sumSquares(x, n);
   const float inv = 1.0f / std::sqrt(static_cast<float>(ss / static_cast<double>(n)) + static_cast<float>(eps));
   for (std::int64_t i = 0; i < n; ++i) out[i] = w[i] * (x[i] * inv);
 }
@@ -74,7 +74,8 @@ class LlamaFamily final : public CausalLM {
     cache_.allocate();
   }
 
-  std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing) override {
+  std::vector<float> forward(std::span<const std::int32_t> ids, const std::function<bool()>& keepGoing,
+                             LogitRows rows) override {
     const std::int64_t n = static_cast<std::int64_t>(ids.size());
     if (pos_ + n > ctx_)
       fail(Errc::InvalidArgument, "context full: {} tokens in the cache + {} new exceed the context length {}", pos_, n, ctx_);
@@ -83,7 +84,8 @@ class LlamaFamily final : public CausalLM {
       if (keepGoing && !keepGoing()) fail(Errc::Cancelled, "generation cancelled");
       runBlock(blocks_[l], static_cast<std::int64_t>(l), x.data(), n);
     }
-    std::vector<float> logits = head(x.data(), n);
+    std::vector<float> logits = rows == LogitRows::Last && n > 0 ? head(x.data() + (n - 1) * cfg_.hiddenSize, 1)
+                                                                 : head(x.data(), n);
     pos_ += n;
     return logits;
   }
@@ -408,9 +410,29 @@ class LlamaFamily final : public CausalLM {
   }
 
   float activation(float g) const {
-    if (!gelu_) return g / (1.0f + std::exp(-g));  // SiLU
+    if (!gelu_) return g / (1.0f + vmath::exp1(-g));  // SiLU, as vmath::siluMul
     // gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     return 0.5f * g * (1.0f + std::tanh(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+  }
+
+  // g[i] = activation(g[i]) * u[i] for i < count, on the pool's threads in blocks of 16 K values (a prompt's
+  // MLP has millions).
+  void activate(float* g, const float* u, std::int64_t count) {
+    constexpr std::int64_t kBlock = 16384;
+    if (count <= kBlock) {  // one token's: not worth waking the pool
+      if (!gelu_) vmath::siluMul(g, u, count);
+      else
+        for (std::int64_t i = 0; i < count; ++i) g[i] = activation(g[i]) * u[i];
+      return;
+    }
+    pool_.parallelFor(static_cast<std::size_t>((count + kBlock - 1) / kBlock), [&](std::size_t b) {
+      const std::int64_t i0 = static_cast<std::int64_t>(b) * kBlock, i1 = std::min(count, i0 + kBlock);
+      if (!gelu_) {
+        vmath::siluMul(g + i0, u + i0, i1 - i0);
+        return;
+      }
+      for (std::int64_t i = i0; i < i1; ++i) g[i] = activation(g[i]) * u[i];
+    });
   }
 
   // down(silu(gate(x)) * up(x)) for n tokens; false when it stopped after observing stage `stop`'s inputs
@@ -430,7 +452,7 @@ class LlamaFamily final : public CausalLM {
       const Linear* gateUp[] = {&gate, &up};
       float* gateUpOut[] = {g.data(), u.data()};
       forwardShared(gateUp, xn, n, gateUpOut, pool_);
-      for (std::size_t i = 0; i < g.size(); ++i) g[i] = activation(g[i]) * u[i];
+      activate(g.data(), u.data(), static_cast<std::int64_t>(g.size()));
       observe({&down.source}, g.data(), n, down.cols);
       if (stop == 3) {
         if (inner) *inner = std::move(g);

@@ -175,7 +175,7 @@ GenerateResult generate(model::CausalLM& lm, const text::Tokenizer& tok, const s
   if (cached >= prompt.size()) cached = 0;  // nothing new to run: start over
   if (cached == 0) lm.reset();
   r.promptTokens = static_cast<std::int64_t>(prompt.size() - cached);
-  std::vector<float> logits = lm.forward(std::span(prompt).subspan(cached), o.keepGoing);
+  std::vector<float> logits = lm.forward(std::span(prompt).subspan(cached), o.keepGoing, model::CausalLM::LogitRows::Last);
   r.promptSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   t0 = Clock::now();
   const std::int64_t v = lm.vocabSize();

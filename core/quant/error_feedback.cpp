@@ -114,7 +114,7 @@ void addProducts(const float* a, const float* b, std::int64_t rows, std::int64_t
   const float* xb = a != b ? bp.data() : ap.data();
 #ifdef EQ_X86_KERNELS
   const KernelIsa isa = kernelIsa();
-  const bool wide = isa == KernelIsa::Avx512 || isa == KernelIsa::Avx512Bw;
+  const bool wide = isa == KernelIsa::Avx512 || isa == KernelIsa::Avx512Bw || isa == KernelIsa::Amx;
 #else
   constexpr bool wide = false;
 #endif
