@@ -7,10 +7,12 @@
 //   QT_QPA_PLATFORM=offscreen bench_chat MODEL --entquant PATH/TO/entquant [--max-tokens 128] [--runs 3]
 //                                        [--threads N] [--prompt-words N]
 #include "chat/chat_pane.h"
+#include "common/allocator.h"
 
 #include <QApplication>
 #include <QElapsedTimer>
 #include <QEventLoop>
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -19,11 +21,22 @@
 
 #include <algorithm>
 #include <cstdio>
+
+#include <unistd.h>
 #include <vector>
 
 using namespace eq::ui;
 
 namespace {
+
+// CPU seconds the GUI (main) thread has used: utime + stime of /proc/self/task/PID/stat.
+double guiThreadCpu() {
+  QFile f(QString("/proc/self/task/%1/stat").arg(QCoreApplication::applicationPid()));
+  if (!f.open(QIODevice::ReadOnly)) return 0;
+  const QByteArray line = f.readAll();
+  const QList<QByteArray> fields = line.mid(line.lastIndexOf(')') + 2).split(' ');  // from field 3 (state) on
+  return fields.size() > 12 ? (fields[11].toDouble() + fields[12].toDouble()) / sysconf(_SC_CLK_TCK) : 0;
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -44,6 +57,7 @@ QString promptOf(int words) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  eq::keepFreedBuffers();  // as entquant-studio's main does (and the CLI's)
   QApplication app(argc, argv);
   const QStringList args = app.arguments();
   const auto option = [&](const char* name, const QString& fallback) {
@@ -79,6 +93,7 @@ int main(int argc, char** argv) {
   loop.exec();
   if (!loaded) return 1;
   pane.setMaxTokens(maxTokens);
+  pane.setSampling(eq::text::SamplingParams{0.0f});  // greedy, as entquant generate is unless asked
 
   // The GUI thread's gaps, noted while an answer is being generated.
   QElapsedTimer clock;
@@ -91,9 +106,9 @@ int main(int argc, char** argv) {
     if (generating) worstGap = std::max(worstGap, now - lastTick);
     lastTick = now;
   });
-  ticker.start(10);
+  if (!qEnvironmentVariableIsSet("BENCH_NO_TICK")) ticker.start(10);
 
-  std::vector<double> paneDecode, paneTtft, paneReported, cliDecode, cliPrompt, panePrompt;
+  std::vector<double> paneDecode, paneTtft, paneReported, cliDecode, cliPrompt, panePrompt, guiLoad;
   std::int64_t paneTokens = 0, cliTokens = 0, promptTokens = 0;
   for (int run = 0; run < runs; ++run) {
     // The pane: a fresh conversation, so that every run prefills the whole prompt.
@@ -114,9 +129,12 @@ int main(int argc, char** argv) {
     });
     lastTick = sent = clock.elapsed();
     generating = true;
-    pane.send(prompt);
+    const double cpu0 = guiThreadCpu();
+    // A different first word each run, so that the pane cannot reuse the last run's cached prompt.
+    pane.send(QString("Run %1. ").arg(run + 1) + prompt);
     loop.exec();
     generating = false;
+    if (done > sent) guiLoad.push_back((guiThreadCpu() - cpu0) / (static_cast<double>(done - sent) / 1000.0));
     QObject::disconnect(c1);
     QObject::disconnect(c2);
     QObject::disconnect(c3);
@@ -131,7 +149,7 @@ int main(int argc, char** argv) {
 
     // The CLI, same prompt and settings.
     QProcess p;
-    QStringList cargs{"generate", model, "--chat", "--prompt", prompt, "--max-tokens", QString::number(maxTokens),
+    QStringList cargs{"generate", model, "--chat", "--prompt", QString("Run %1. ").arg(run + 1) + prompt, "--max-tokens", QString::number(maxTokens),
                       "--json"};
     if (threads) cargs << "--threads" << QString::number(threads);
     p.start(cli, cargs);
@@ -155,6 +173,7 @@ int main(int argc, char** argv) {
   std::printf("%-34s %10.1f %10.1f\n", "prompt tok/s", median(panePrompt), median(cliPrompt));
   std::printf("%-34s %10.3f %10s\n", "time to first token, s", median(paneTtft), "");
   std::printf("%-34s %10lld %10s\n", "GUI thread's worst gap, ms", static_cast<long long>(worstGap), "");
+  std::printf("%-34s %10.1f %10s\n", "GUI thread's CPU while answering, %", 100.0 * median(guiLoad), "");
   std::printf("\npane decode vs CLI: %+.1f %%\n", 100.0 * (median(paneDecode) / median(cliDecode) - 1.0));
   return 0;
 }

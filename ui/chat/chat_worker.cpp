@@ -126,6 +126,11 @@ bool ChatWorker::applyRequest(const ChatRequest& r) {
   return true;
 }
 
+// Text reaches the GUI at most this often (ms): each delta re-lays out the answer's Markdown on the GUI thread. 80 ms
+// was tried against this 30 on the 1.1B model (about 14 tok/s, so a delta per token either way) and changed neither
+// the GUI thread's CPU (3 %) nor the decode speed (docs/BENCHMARKS.md, "Chat pane").
+constexpr int kDeltaInterval = 30;
+
 void ChatWorker::answer(std::uint64_t request, const QString& text, const ChatRequest& r) {
   emit answerStarted();
   GenerateOptions o;
@@ -140,7 +145,7 @@ void ChatWorker::answer(std::uint64_t request, const QString& text, const ChatRe
   o.onText = [&](const std::string& piece) {
     if (firstToken == 0) firstToken = std::chrono::duration<double>(Clock::now() - start).count();
     pending += QString::fromStdString(piece);
-    if (Clock::now() - last >= std::chrono::milliseconds(30)) {
+    if (Clock::now() - last >= std::chrono::milliseconds(kDeltaInterval)) {
       emit delta(pending);
       pending.clear();
       last = Clock::now();
