@@ -28,7 +28,7 @@ struct Linear {
   // the heap put it.
   LinePlacedVector<float> f32;
   LinePlacedVector<std::uint16_t> bf16;
-  LinePlacedVector<std::uint8_t> codes;
+  LinePlacedVector<std::uint8_t, true> codes;  // on huge pages (common/aligned.h)
   quant::CodeFormat format = quant::CodeFormat::Fp8E4M3;
   std::vector<float> scales;  // per row, Codes only
   std::vector<float> bias;    // empty when none
