@@ -222,9 +222,11 @@ void decodeInt8(const std::uint8_t* row, std::int64_t cols, std::int64_t q0, std
                 std::int64_t stride) {
   for (std::int64_t q = q0; q < q1; ++q) {
     const __m512i v = _mm512_maskz_loadu_epi8(firstMask(cols - q * kWindow), row + q * kWindow);
-    __m256i h[4];
-    for (int i = 0; i < 4; ++i)
-      h[i] = bf16Of(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm512_extracti32x4_epi32(v, i))));
+    // Quarters by literal index: the extract's index must be an immediate even where the compiler does not unroll
+    // (the ThreadSanitizer build).
+    const auto quarter = [](__m128i q) { return bf16Of(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q))); };
+    const __m256i h[4] = {quarter(_mm512_extracti32x4_epi32(v, 0)), quarter(_mm512_extracti32x4_epi32(v, 1)),
+                          quarter(_mm512_extracti32x4_epi32(v, 2)), quarter(_mm512_extracti32x4_epi32(v, 3))};
     __m512i c[2];
     toChunks(join(h[0], h[1]), join(h[2], h[3]), c);
     std::uint16_t* d = out + 2 * (q - q0) * stride;
