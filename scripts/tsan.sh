@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DENTQUANT_TSAN=ON >/dev/null
 cmake --build build-tsan -j "$(nproc)" --target test_thread_pool test_session test_studio test_chat entquant
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
+# die_after_fork=0: the tests start the CLI with QProcess (fork, then exec), which TSan otherwise refuses in a
+# process that has threads.
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 die_after_fork=0 suppressions=$PWD/tests/tsan.supp"
 export QT_QPA_PLATFORM=offscreen
 for t in test_thread_pool test_session test_studio test_chat; do
   echo "== $t (ThreadSanitizer)"
