@@ -222,7 +222,13 @@ class TestChat : public QObject {
     }
     const std::uint64_t after200 = residentBytes();
     qInfo("resident memory after 20 turns %.1f MiB, after 200 turns %.1f MiB", after20 / 1048576.0, after200 / 1048576.0);
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer keeps freed blocks in quarantine (256 MB by default): resident memory grows by design there
+    // (543 -> 766 MiB measured); the Release build checks the claim, this build the trimming and the memory's use.
+    qInfo("AddressSanitizer build: resident growth not checked");
+#else
     QVERIFY(after200 < after20 + (24u << 20));  // the conversation's own text grows; the model's memory must not
+#endif
     bool dropped = false;
     for (const auto& m : pane.messages().messages()) dropped |= m.kind == ChatMessage::Kind::Note;
     QVERIFY(dropped);  // the context filled up and the pane said so

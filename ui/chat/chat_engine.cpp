@@ -1,5 +1,7 @@
 #include "chat/chat_engine.h"
 
+#include "chat/compute_priority.h"
+
 namespace eq::ui {
 
 ChatEngine::ChatEngine(QObject* parent) : QObject(parent), worker_(new ChatWorker) {
@@ -32,6 +34,8 @@ ChatEngine::ChatEngine(QObject* parent) : QObject(parent), worker_(new ChatWorke
   connect(worker_, &ChatWorker::promptRendered, this, &ChatEngine::promptRendered);
   connect(worker_, &ChatWorker::promptFailed, this, &ChatEngine::promptFailed);
   thread_.start();
+  // First thing on the new thread, before any model (and its thread pool, which inherits it) is loaded.
+  QMetaObject::invokeMethod(worker_, [] { lowerComputePriority(); }, Qt::QueuedConnection);
 }
 
 ChatEngine::~ChatEngine() {
