@@ -11,6 +11,28 @@
 
 namespace eq::model {
 namespace kernels {
+
+namespace {
+constexpr Fp8Bf16Bytes makeFp8Bf16Bytes() {
+  Fp8Bf16Bytes t{};
+  for (int m = 0; m < 128; ++m) {
+    const int e = m >> 3, f = m & 7;
+    int bits = 0;
+    if (m == 0x7F) bits = 0x7FC0;
+    else if (e > 0) bits = (e + 120) << 7 | f << 4;  // (1 + f/8) 2^(e-7): bf16 exponent e - 7 + 127
+    else if (f > 0) {                                 // f 2^-9 = (1 + frac) 2^(s-9), s = floor(log2 f)
+      const int s = f >= 4 ? 2 : f >= 2 ? 1 : 0;
+      bits = (118 + s) << 7 | ((f << (7 - s)) & 0x7F);
+    }
+    t.hi[m] = static_cast<std::uint8_t>(bits >> 8);
+    t.lo[m] = static_cast<std::uint8_t>(bits & 0xFF);
+  }
+  return t;
+}
+}  // namespace
+
+constinit const Fp8Bf16Bytes kFp8Bf16 = makeFp8Bf16Bytes();
+
 namespace {
 
 // ---- Generic kernels: plain C++, for other CPUs and as the readable statement of what the SIMD ones compute ---------

@@ -81,29 +81,6 @@ constexpr ChunkOrder makeChunkOrder() {
 }
 constexpr ChunkOrder kChunkOrder = makeChunkOrder();
 
-// FP8 E4M3 magnitudes as the two bytes of their exact bf16 (as in linear_avx512_impl.h; 0x7F is NaN).
-struct Fp8Bf16Bytes {
-  alignas(64) std::uint8_t hi[128];
-  alignas(64) std::uint8_t lo[128];
-};
-constexpr Fp8Bf16Bytes makeFp8Bf16Bytes() {
-  Fp8Bf16Bytes t{};
-  for (int m = 0; m < 128; ++m) {
-    const int e = m >> 3, f = m & 7;
-    int bits = 0;
-    if (m == 0x7F) bits = 0x7FC0;
-    else if (e > 0) bits = (e + 120) << 7 | f << 4;
-    else if (f > 0) {
-      const int s = f >= 4 ? 2 : f >= 2 ? 1 : 0;
-      bits = (118 + s) << 7 | ((f << (7 - s)) & 0x7F);
-    }
-    t.hi[m] = static_cast<std::uint8_t>(bits >> 8);
-    t.lo[m] = static_cast<std::uint8_t>(bits & 0xFF);
-  }
-  return t;
-}
-constexpr Fp8Bf16Bytes kFp8Bf16 = makeFp8Bf16Bytes();
-
 // Elements [0, count) of a 64-element window (count <= 64).
 __mmask64 firstMask(std::int64_t count) { return count >= 64 ? ~0ull : (1ull << count) - 1; }
 

@@ -21,32 +21,6 @@
 namespace eq::model::kernels {
 namespace {
 
-#ifndef EQ_AVX512_NO_VBMI
-// FP8 E4M3 magnitudes (code & 0x7F) as the two bytes of their bfloat16, exact: E4M3 has 3 mantissa bits and an
-// exponent range well inside bf16's, subnormals included. 0x7F is NaN.
-struct Fp8Bf16Bytes {
-  alignas(64) std::uint8_t hi[128];
-  alignas(64) std::uint8_t lo[128];
-};
-constexpr Fp8Bf16Bytes makeFp8Bf16Bytes() {
-  Fp8Bf16Bytes t{};
-  for (int m = 0; m < 128; ++m) {
-    const int e = m >> 3, f = m & 7;
-    int bits = 0;
-    if (m == 0x7F) bits = 0x7FC0;
-    else if (e > 0) bits = (e + 120) << 7 | f << 4;  // (1 + f/8) 2^(e-7): bf16 exponent e - 7 + 127
-    else if (f > 0) {                                 // f 2^-9 = (1 + frac) 2^(s-9), s = floor(log2 f)
-      const int s = f >= 4 ? 2 : f >= 2 ? 1 : 0;
-      bits = (118 + s) << 7 | ((f << (7 - s)) & 0x7F);
-    }
-    t.hi[m] = static_cast<std::uint8_t>(bits >> 8);
-    t.lo[m] = static_cast<std::uint8_t>(bits & 0xFF);
-  }
-  return t;
-}
-constexpr Fp8Bf16Bytes kFp8Bf16 = makeFp8Bf16Bytes();
-#endif
-
 // Slot orders of the unpack-based decoders. Unpacking works inside each 128-bit lane L, so the float vector k of a
 // 64-byte window holds, in lane L, 4 consecutive elements: bytes L*16 + 4k + e (FP8) or the 16-bit elements
 // (k/2)*32 + L*8 + (k%2)*4 + e (bf16 from two 64-byte loads), e = 0..3.

@@ -16,6 +16,16 @@ namespace eq::model::kernels {
 
 enum class WeightType : std::uint8_t { F32, BF16, Fp8, Int8 };
 
+// FP8 E4M3 magnitudes (code & 0x7F) as the two bytes of their bfloat16, exact: E4M3 has 3 mantissa bits and an
+// exponent range well inside bf16's, subnormals included; 0x7F is NaN. The byte-table decoders of the AVX-512 and AMX
+// sets look codes up in it (vpermi2b). Data only, defined once in linear.cpp (built with the baseline flags), so no
+// code is shared between units of different instruction sets.
+struct Fp8Bf16Bytes {
+  alignas(64) std::uint8_t hi[128];
+  alignas(64) std::uint8_t lo[128];
+};
+extern const Fp8Bf16Bytes kFp8Bf16;
+
 // A weight matrix as the kernels see it: rows x cols elements, row-major.
 struct Weights {
   WeightType type = WeightType::F32;
